@@ -1,0 +1,189 @@
+"""Checkpoint: self-describing training checkpoints and model bundles, saved atomically, loaded as data.
+
+A checkpoint (one `.pt` file) and a bundle (a directory with `model.pt`) hold only tensors,
+numbers, strings, bytes, lists and dicts: a format version, the resolved config, the
+SentencePiece models as bytes, the weights and, for checkpoints, optimizer, scheduler, RNG and
+data-position state. They are loaded with `torch.load(weights_only=True)`, which refuses any
+pickled object that would run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nmt.config import Config, ConfigError, config_from_dict
+from nmt.models.seq2seq import Seq2Seq, build_model
+from nmt.tokenization import Tokenizer, TokenizerError
+
+FORMAT_VERSION = 1
+BUNDLE_WEIGHTS = "model.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or bundle is missing, corrupt, unsafe or incompatible; names the file."""
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a temporary file in the same directory, fsync, then rename over `path`.
+
+    A crash at any moment leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def safe_load(path: str | Path) -> dict[str, Any]:
+    """Loads a `.pt` file as data only; any failure becomes a CheckpointError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path}: refused to load: the file contains Python objects other than plain data "
+            f"(a checkpoint is data, never code): {str(err).splitlines()[0][:200]}"
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated or corrupt?): {str(err).splitlines()[0][:200]}"
+        ) from err
+    if not isinstance(obj, dict) or "format_version" not in obj:
+        raise CheckpointError(f"{path}: not an nmt checkpoint (no format_version)")
+    if obj["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format version {obj['format_version']} is not supported "
+            f"(this nmt reads version {FORMAT_VERSION})"
+        )
+    return obj
+
+
+@dataclass
+class LoadedModel:
+    """What translation needs from a checkpoint or bundle."""
+
+    model: Seq2Seq
+    config: Config
+    src_tokenizer: Tokenizer
+    tgt_tokenizer: Tokenizer
+    metadata: dict[str, Any]
+    path: Path
+
+
+def resolve_weights_path(path: str | Path) -> Path:
+    """A bundle directory means its model.pt; a file is taken as it is."""
+    path = Path(path)
+    if path.is_dir():
+        weights = path / BUNDLE_WEIGHTS
+        if not weights.exists():
+            raise CheckpointError(f"{path}: not a model bundle (no {BUNDLE_WEIGHTS} inside)")
+        return weights
+    return path
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedModel:
+    """Builds the model described by a checkpoint or bundle and loads its weights (in eval mode)."""
+    weights_path = resolve_weights_path(path)
+    obj = safe_load(weights_path)
+    try:
+        config = config_from_dict(obj["config"])
+    except (ConfigError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{weights_path}: stored config is invalid: {err}") from err
+    try:
+        src_tok = Tokenizer(obj["src_spm"], origin=f"{weights_path}[src_spm]")
+        tgt_tok = Tokenizer(obj["tgt_spm"], origin=f"{weights_path}[tgt_spm]")
+    except (KeyError, TokenizerError) as err:
+        raise CheckpointError(f"{weights_path}: SentencePiece model missing or invalid: {err}") from err
+    model = build_model(
+        config.model, src_vocab_size=src_tok.vocab_size, tgt_vocab_size=tgt_tok.vocab_size
+    )
+    state = {k: v.float() if v.is_floating_point() else v for k, v in obj["model"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()
+        raise CheckpointError(
+            f"{weights_path}: weights do not match the stored config and vocabularies "
+            f"(src vocab {src_tok.vocab_size}, tgt vocab {tgt_tok.vocab_size}): "
+            + " ".join(first[1:3])[:300]
+        ) from err
+    model.to(device).eval()
+    return LoadedModel(
+        model=model,
+        config=config,
+        src_tokenizer=src_tok,
+        tgt_tokenizer=tgt_tok,
+        metadata=dict(obj.get("metadata", {})),
+        path=Path(path),
+    )
+
+
+def export_bundle(
+    out_dir: str | Path,
+    *,
+    config: Config,
+    state_dict: dict[str, torch.Tensor],
+    src_tokenizer: Tokenizer,
+    tgt_tokenizer: Tokenizer,
+    metadata: dict[str, Any],
+    half: bool = False,
+) -> Path:
+    """Writes a bundle directory: model.pt (the only file loading needs), plus readable copies."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = {
+        k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu().clone())
+        for k, v in state_dict.items()
+    }
+    atomic_save(
+        {
+            "format_version": FORMAT_VERSION,
+            "kind": "bundle",
+            "config": config.to_dict(),
+            "model": weights,
+            "src_spm": src_tokenizer.model_proto,
+            "tgt_spm": tgt_tokenizer.model_proto,
+            "metadata": metadata,
+        },
+        out_dir / BUNDLE_WEIGHTS,
+    )
+    src_tokenizer.save(out_dir / "src.spm.model")
+    tgt_tokenizer.save(out_dir / "tgt.spm.model")
+    atomic_write_text(out_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+    atomic_write_text(out_dir / "metadata.json", json.dumps(metadata, indent=2) + "\n")
+    return out_dir

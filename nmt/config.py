@@ -1,0 +1,269 @@
+"""Config: typed, frozen experiment settings loaded from one YAML file and validated once.
+
+Defaults live in the dataclasses below and nowhere else. `load_config` rejects an unknown key,
+a wrong type, a bad choice or an out-of-range value, naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the key."""
+
+
+def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
+    """Field metadata: inclusive numeric bounds checked by `load_config`."""
+    return {"range": (lo, hi)}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # Parallel text: either aligned files (`train_src` + `train_tgt`) or one TSV (`train_tsv`).
+    train_src: str | None = None
+    train_tgt: str | None = None
+    train_tsv: str | None = None
+    valid_src: str | None = None
+    valid_tgt: str | None = None
+    valid_tsv: str | None = None
+    src_lang: str = "src"
+    tgt_lang: str = "tgt"
+    max_len: int = field(default=100, metadata=_range(1, None))  # subwords, after tokenising
+    max_ratio: float = field(default=3.0, metadata=_range(1.0, None))  # longer/shorter length
+    # What to do with a line that is not valid UTF-8: "error" names file and line, "skip" counts.
+    on_bad_line: Literal["error", "skip"] = "error"
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    type: Literal["unigram", "bpe", "char"] = "unigram"
+    vocab_size: int = field(default=8000, metadata=_range(8, None))  # ignored for char
+    joint: bool = True  # one vocabulary for source and target
+    character_coverage: float = field(default=1.0, metadata=_range(0.9, 1.0))
+    # Where trained SentencePiece models are cached; relative paths are under the run directory.
+    model_dir: str = "spm"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: Literal["rnn", "gru", "lstm"] = "gru"
+    emb_dim: int = field(default=256, metadata=_range(1, None))
+    enc_hidden: int = field(default=256, metadata=_range(1, None))  # per direction
+    enc_layers: int = field(default=1, metadata=_range(1, 16))
+    bidirectional: bool = True
+    dec_hidden: int = field(default=512, metadata=_range(1, None))
+    dec_layers: int = field(default=1, metadata=_range(1, 16))
+    attention: Literal["none", "bahdanau", "luong_dot", "luong_general"] = "bahdanau"
+    attn_dim: int = field(default=256, metadata=_range(1, None))  # Bahdanau's hidden size
+    # Input feeding feeds the previous attentional vector into the next step (Luong et al.).
+    # Without it the decoder RNN runs over the whole target at once during training.
+    input_feeding: bool = False
+    dropout: float = field(default=0.3, metadata=_range(0.0, 0.95))
+    emb_dropout: float = field(default=0.3, metadata=_range(0.0, 0.95))
+    tie_output: bool = True  # target embedding shared with the output projection
+    share_embeddings: bool = False  # source and target embeddings (needs a joint vocabulary)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 1234
+    max_tokens: int = field(default=4000, metadata=_range(1, None))  # target tokens per batch
+    max_sentences: int = field(default=512, metadata=_range(1, None))
+    epochs: int = field(default=30, metadata=_range(1, None))
+    max_steps: int = field(default=0, metadata=_range(0, None))  # 0: no limit
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = field(default=1e-3, metadata=_range(0.0, 10.0))
+    weight_decay: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    scheduler: Literal["plateau", "inverse_sqrt", "constant"] = "plateau"
+    warmup_steps: int = field(default=0, metadata=_range(0, None))
+    plateau_factor: float = field(default=0.5, metadata=_range(0.01, 0.99))
+    plateau_patience: int = field(default=1, metadata=_range(0, None))
+    min_lr: float = field(default=1e-5, metadata=_range(0.0, None))
+    clip_norm: float = field(default=1.0, metadata=_range(0.0, None))  # 0: no clipping
+    label_smoothing: float = field(default=0.1, metadata=_range(0.0, 0.99))
+    scheduled_sampling: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    valid_every: int = field(default=0, metadata=_range(0, None))  # steps; 0: each epoch
+    valid_metric: Literal["bleu", "loss"] = "bleu"
+    valid_beam: int = field(default=1, metadata=_range(1, 64))
+    patience: int = field(default=8, metadata=_range(0, None))  # validations; 0: never stop early
+    keep_last: int = field(default=3, metadata=_range(1, None))
+    average_last: int = field(default=0, metadata=_range(0, None))  # average best N into bundle
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    log_every: int = field(default=100, metadata=_range(1, None))
+    num_threads: int = field(default=0, metadata=_range(0, None))  # CPU threads; 0: torch default
+    nan_policy: Literal["stop", "skip"] = "stop"
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    beam_size: int = field(default=5, metadata=_range(1, 128))
+    length_penalty: float = field(default=1.0, metadata=_range(0.0, 10.0))  # GNMT alpha
+    max_len_a: float = field(default=1.5, metadata=_range(0.0, None))  # max = a * src_len + b
+    max_len_b: int = field(default=10, metadata=_range(0, None))
+    min_len: int = field(default=0, metadata=_range(0, None))
+    no_repeat_ngram: int = field(default=0, metadata=_range(0, None))
+    batch_tokens: int = field(default=4000, metadata=_range(1, None))
+    # Inputs longer than the model limit: split at sentence boundaries, or truncate (reported).
+    long_input: Literal["split", "truncate"] = "split"
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "experiment"
+    data: DataConfig = DataConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    decode: DecodeConfig = DecodeConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate_semantics(self) -> None:
+        """Checks that span several keys."""
+        d = self.data
+        if d.train_tsv is None and (d.train_src is None or d.train_tgt is None):
+            raise ConfigError("data: set train_src and train_tgt, or train_tsv")
+        if d.train_tsv is not None and (d.train_src or d.train_tgt):
+            raise ConfigError("data: set either train_tsv or train_src/train_tgt, not both")
+        if (d.valid_src is None) != (d.valid_tgt is None):
+            raise ConfigError("data: valid_src and valid_tgt must be set together")
+        if self.model.share_embeddings and not self.tokenizer.joint:
+            raise ConfigError("model.share_embeddings needs tokenizer.joint: true")
+
+
+def _coerce(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
+    """Checks `value` against the annotation `tp`; returns it converted where lossless."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(key, value, args[0], meta)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {list(allowed)}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{key}: expected a list of {len(args)} numbers, got {value!r}")
+        return tuple(_coerce(f"{key}[{i}]", v, a, {}) for i, (v, a) in enumerate(zip(value, args)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+    lo, hi = meta.get("range", (None, None))
+    if lo is not None and value < lo:
+        raise ConfigError(f"{key}: {value!r} is below the minimum {lo}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{key}: {value!r} is above the maximum {hi}")
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"unknown key {where}{unknown[0]}; allowed keys: {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for name, value in raw.items():
+        key = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, key)
+        else:
+            kwargs[name] = _coerce(key, value, tp, dict(fields[name].metadata))
+    return cls(**kwargs)
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected section.key=value")
+    key, text = item.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(text) if text.strip() else ""
+
+
+def config_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Builds and validates a Config from a plain dict plus `a.b=value` overrides."""
+    raw = _deep_copy(raw or {})
+    for item in overrides:
+        path, value = _parse_override(item)
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a section")
+        node[path[-1]] = value
+    cfg = _build(Config, raw, "")
+    cfg.validate_semantics()
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Loads a YAML experiment file; relative data paths are kept as written (cwd-relative)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from err
+    try:
+        return config_from_dict(raw, overrides)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
+
+
+def _deep_copy(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return {k: _deep_copy(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_deep_copy(v) for v in raw]
+    return raw
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "DecodeConfig",
+    "ModelConfig",
+    "TokenizerConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "load_config",
+    "save_config",
+]

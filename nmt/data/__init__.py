@@ -1,0 +1,1 @@
+"""Data: corpus reading and filtering, batching, and dataset preparation."""

@@ -1,0 +1,131 @@
+"""Models: the recurrent decoder, with or without attention, and its explicit state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from nmt.models.attention import build_attention
+from nmt.models.encoder import EncoderOutput, make_rnn
+
+
+@dataclass(frozen=True)
+class DecoderState:
+    hidden: Tensor  # (L, B, H)
+    cell: Tensor | None  # (L, B, H), LSTM only
+    input_feed: Tensor | None  # (B, H) previous attentional vector, input feeding only
+
+    def select(self, indices: Tensor) -> DecoderState:
+        """Reorders rows (beams) by `indices`, returning a new state."""
+        return DecoderState(
+            hidden=self.hidden.index_select(1, indices),
+            cell=None if self.cell is None else self.cell.index_select(1, indices),
+            input_feed=None if self.input_feed is None else self.input_feed.index_select(0, indices),
+        )
+
+
+class RNNDecoder(nn.Module):
+    """Embeds the previous target token, runs the RNN, attends, and predicts the next token.
+
+    With `attention="none"` this is the classic context-vector decoder: the encoder's summary
+    initialises the state (via the bridge) and is fed again at every step (Cho et al., 2014).
+    Without input feeding, training runs the RNN over the whole target in one call.
+    """
+
+    def __init__(self, *, vocab_size: int, emb_dim: int, hidden_dim: int, enc_dim: int,
+                 cell: str = "gru", num_layers: int = 1, attention: str = "bahdanau",
+                 attn_dim: int = 256, input_feeding: bool = False, dropout: float = 0.0,
+                 emb_dropout: float = 0.0, tie_output: bool = False,
+                 embedding: nn.Embedding | None = None):
+        super().__init__()
+        self.embedding = embedding or nn.Embedding(vocab_size, emb_dim, padding_idx=0)
+        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.cell = cell
+        self.input_feeding = input_feeding and attention != "none"
+        self.attention = build_attention(attention, query_dim=hidden_dim, key_dim=enc_dim,
+                                         attn_dim=attn_dim)
+        extra = hidden_dim if self.input_feeding else (enc_dim if self.attention is None else 0)
+        self.rnn = make_rnn(cell, input_size=emb_dim + extra, hidden_size=hidden_dim,
+                            num_layers=num_layers, dropout=dropout)
+        # The attentional (or context-conditioned) vector: tanh(W [rnn_out; context]).
+        self.combine = nn.Linear(hidden_dim + enc_dim, hidden_dim, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        if tie_output:
+            self.pre_output = nn.Linear(hidden_dim, emb_dim, bias=False) if hidden_dim != emb_dim else None
+            self.output = None
+        else:
+            self.pre_output = None
+            self.output = nn.Linear(hidden_dim, vocab_size, bias=False)
+        self.hidden_dim = hidden_dim
+
+    def logits(self, attentional: Tensor) -> Tensor:
+        """(..., H) -> (..., V)."""
+        x = self.dropout(attentional)
+        if self.output is not None:
+            return self.output(x)
+        if self.pre_output is not None:
+            x = self.pre_output(x)
+        return x @ self.embedding.weight.t()
+
+    def _rnn(self, inputs: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor | None]:
+        if self.cell == "lstm":
+            out, (h, c) = self.rnn(inputs, (state.hidden, state.cell))
+            return out, h, c
+        out, h = self.rnn(inputs, state.hidden)
+        return out, h, None
+
+    def _attend(self, rnn_out: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor | None]:
+        """(B, T, H) -> attentional (B, T, H) and weights (B, T, S) or None."""
+        if self.attention is None:
+            context = enc.final.unsqueeze(1).expand(-1, rnn_out.size(1), -1)
+            weights = None
+        else:
+            context, weights = self.attention(rnn_out, enc.proj_keys, enc.outputs, enc.mask)
+        return torch.tanh(self.combine(torch.cat([rnn_out, context], dim=-1))), weights
+
+    def forward(self, tgt_in: Tensor, state: DecoderState, enc: EncoderOutput) -> Tensor:
+        """Teacher forcing over a whole target.
+
+        Args:
+            tgt_in: (B, T) BOS + target ids.
+
+        Returns:
+            (B, T, V) logits.
+        """
+        if self.input_feeding:
+            steps = []
+            for t in range(tgt_in.size(1)):
+                attentional, state, _ = self.step(tgt_in[:, t], state, enc)
+                steps.append(attentional)
+            return self.logits(torch.stack(steps, dim=1))
+        emb = self.emb_dropout(self.embedding(tgt_in))  # (B, T, E)
+        if self.attention is None:
+            emb = torch.cat([emb, enc.final.unsqueeze(1).expand(-1, emb.size(1), -1)], dim=-1)
+        rnn_out, _, _ = self._rnn(emb, state)  # (B, T, H)
+        attentional, _ = self._attend(rnn_out, enc)
+        return self.logits(attentional)
+
+    def step(self, prev_tokens: Tensor, state: DecoderState, enc: EncoderOutput
+             ) -> tuple[Tensor, DecoderState, Tensor | None]:
+        """One decoding step.
+
+        Args:
+            prev_tokens: (B,) previous target ids.
+
+        Returns:
+            attentional vector (B, H), the next state, attention weights (B, S) or None.
+        """
+        emb = self.emb_dropout(self.embedding(prev_tokens))  # (B, E)
+        if self.input_feeding:
+            emb = torch.cat([emb, state.input_feed], dim=-1)
+        elif self.attention is None:
+            emb = torch.cat([emb, enc.final], dim=-1)
+        rnn_out, h, c = self._rnn(emb.unsqueeze(1), state)  # (B, 1, H)
+        attentional, weights = self._attend(rnn_out, enc)
+        attentional = attentional.squeeze(1)
+        next_state = DecoderState(
+            hidden=h, cell=c, input_feed=attentional if self.input_feeding else None
+        )
+        return attentional, next_state, None if weights is None else weights.squeeze(1)

@@ -1,0 +1,115 @@
+"""Models: the encoder-decoder, its bridge (the context vector), and `build_model`."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nmt.config import ModelConfig
+from nmt.data.batching import Batch
+from nmt.models.decoder import DecoderState, RNNDecoder
+from nmt.models.encoder import EncoderOutput, RNNEncoder
+
+
+class Bridge(nn.Module):
+    """Maps the encoder's final state (the context vector) to the decoder's initial state."""
+
+    def __init__(self, *, enc_dim: int, dec_hidden: int, dec_layers: int, lstm: bool):
+        super().__init__()
+        self.hidden = nn.Linear(enc_dim, dec_hidden * dec_layers)
+        self.cell = nn.Linear(enc_dim, dec_hidden * dec_layers) if lstm else None
+        self.dec_layers = dec_layers
+        self.dec_hidden = dec_hidden
+
+    def _layers(self, x: Tensor) -> Tensor:
+        """(B, L * H) -> (L, B, H)."""
+        return x.view(x.size(0), self.dec_layers, self.dec_hidden).transpose(0, 1).contiguous()
+
+    def forward(self, enc: EncoderOutput, input_feeding: bool) -> DecoderState:
+        hidden = self._layers(torch.tanh(self.hidden(enc.final)))
+        cell = None
+        if self.cell is not None:
+            source = enc.final_cell if enc.final_cell is not None else enc.final
+            cell = self._layers(self.cell(source))
+        feed = hidden.new_zeros(hidden.size(1), self.dec_hidden) if input_feeding else None
+        return DecoderState(hidden=hidden, cell=cell, input_feed=feed)
+
+
+class Seq2Seq(nn.Module):
+    """A pure module: no I/O, no device, no randomness beyond dropout."""
+
+    def __init__(self, encoder: RNNEncoder, decoder: RNNDecoder, bridge: Bridge):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.bridge = bridge
+
+    @property
+    def has_attention(self) -> bool:
+        return self.decoder.attention is not None
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
+        enc = self.encoder(src, src_lengths)
+        if self.decoder.attention is None:
+            return enc
+        return EncoderOutput(
+            outputs=enc.outputs,
+            mask=enc.mask,
+            final=enc.final,
+            final_cell=enc.final_cell,
+            proj_keys=self.decoder.attention.project_keys(enc.outputs),
+        )
+
+    def init_state(self, enc: EncoderOutput) -> DecoderState:
+        return self.bridge(enc, self.decoder.input_feeding)
+
+    def decode_step(self, prev_tokens: Tensor, state: DecoderState, enc: EncoderOutput
+                    ) -> tuple[Tensor, DecoderState, Tensor | None]:
+        """(B,) previous ids -> log-probs (B, V), next state, attention (B, S) or None."""
+        attentional, state, attn = self.decoder.step(prev_tokens, state, enc)
+        return self.decoder.logits(attentional).float().log_softmax(dim=-1), state, attn
+
+    def forward(self, batch: Batch) -> Tensor:
+        """Teacher forcing: logits (B, T, V) for `batch.tgt_in`."""
+        enc = self.encode(batch.src, batch.src_lengths)
+        return self.decoder(batch.tgt_in, self.init_state(enc), enc)
+
+
+def build_model(cfg: ModelConfig, *, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
+    if cfg.share_embeddings and src_vocab_size != tgt_vocab_size:
+        raise ValueError("model.share_embeddings needs one joint vocabulary")
+    src_emb = nn.Embedding(src_vocab_size, cfg.emb_dim, padding_idx=0)
+    tgt_emb = src_emb if cfg.share_embeddings else nn.Embedding(tgt_vocab_size, cfg.emb_dim,
+                                                                 padding_idx=0)
+    encoder = RNNEncoder(
+        vocab_size=src_vocab_size, emb_dim=cfg.emb_dim, hidden_dim=cfg.enc_hidden, cell=cfg.cell,
+        num_layers=cfg.enc_layers, bidirectional=cfg.bidirectional, dropout=cfg.dropout,
+        emb_dropout=cfg.emb_dropout, embedding=src_emb,
+    )
+    decoder = RNNDecoder(
+        vocab_size=tgt_vocab_size, emb_dim=cfg.emb_dim, hidden_dim=cfg.dec_hidden,
+        enc_dim=encoder.output_dim, cell=cfg.cell, num_layers=cfg.dec_layers,
+        attention=cfg.attention, attn_dim=cfg.attn_dim, input_feeding=cfg.input_feeding,
+        dropout=cfg.dropout, emb_dropout=cfg.emb_dropout, tie_output=cfg.tie_output,
+        embedding=tgt_emb,
+    )
+    bridge = Bridge(enc_dim=encoder.output_dim, dec_hidden=cfg.dec_hidden,
+                    dec_layers=cfg.dec_layers, lstm=cfg.cell == "lstm")
+    model = Seq2Seq(encoder, decoder, bridge)
+    _init_weights(model)
+    return model
+
+
+def _init_weights(model: Seq2Seq) -> None:
+    """Small uniform weights, orthogonal recurrent matrices, zero biases (common RNN practice)."""
+    for name, param in model.named_parameters():
+        if "weight_hh" in name:
+            for chunk in param.data.chunk(param.size(0) // param.size(1), dim=0):
+                nn.init.orthogonal_(chunk)
+        elif "embedding" in name:
+            nn.init.normal_(param.data, std=param.size(1) ** -0.5)
+            param.data[0].zero_()
+        elif param.dim() > 1:
+            nn.init.xavier_uniform_(param.data)
+        else:
+            nn.init.zeros_(param.data)
