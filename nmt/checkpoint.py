@@ -45,6 +45,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are ordinary data files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -64,6 +65,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -75,9 +77,10 @@ def safe_load(path: str | Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        detail = [line.strip() for line in str(err).splitlines() if "Unsupported" in line]
         raise CheckpointError(
             f"{path}: refused to load: the file contains Python objects other than plain data "
-            f"(a checkpoint is data, never code): {str(err).splitlines()[0][:200]}"
+            f"(a checkpoint is data, never code){': ' + detail[0][:200] if detail else ''}"
         ) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise CheckpointError(

@@ -96,7 +96,8 @@ class TrainConfig:
     valid_beam: int = field(default=1, metadata=_range(1, 64))
     patience: int = field(default=8, metadata=_range(0, None))  # validations; 0: never stop early
     keep_last: int = field(default=3, metadata=_range(1, None))
-    average_last: int = field(default=0, metadata=_range(0, None))  # average best N into bundle
+    average_last: int = field(default=0, metadata=_range(0, None))  # bundle averages last N ckpts
+    bundle_dtype: Literal["float32", "float16"] = "float32"  # float16 halves the bundle's size
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     log_every: int = field(default=100, metadata=_range(1, None))
     num_threads: int = field(default=0, metadata=_range(0, None))  # CPU threads; 0: torch default

@@ -1,0 +1,1 @@
+"""Training: loss, optimisation schedule, checkpoint rotation and the Trainer."""

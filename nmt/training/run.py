@@ -1,0 +1,98 @@
+"""Training: one run from a config: run directory, data, model, resume, then the Trainer."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+
+from nmt.config import Config, load_config, save_config
+from nmt.data.dataset import load_training_data
+from nmt.models.seq2seq import build_model
+from nmt.runtime import pick_device, seed_everything, set_threads
+from nmt.training.distributed import DistInfo, barrier, init_distributed, shutdown
+from nmt.training.rotation import load_latest
+from nmt.training.trainer import Trainer, TrainingError
+
+log = logging.getLogger(__name__)
+MIN_FREE_BYTES = 200 * 2**20  # a few checkpoints of the default model, with room to spare
+CONFIG_FILE = "config.yaml"
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Fails at start, not after an hour, if checkpoints could not be written."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise TrainingError(f"run directory {run_dir} is not writable: {err.strerror}") from err
+    free = shutil.disk_usage(run_dir).free
+    if free < MIN_FREE_BYTES:
+        raise TrainingError(
+            f"only {free / 2**20:.0f} MiB free under {run_dir}; training needs at least "
+            f"{MIN_FREE_BYTES / 2**20:.0f} MiB for checkpoints"
+        )
+
+
+def resume_config(run_dir: Path, overrides: list[str]) -> Config:
+    path = run_dir / CONFIG_FILE
+    if not path.exists():
+        raise TrainingError(f"cannot resume: {path} not found (is {run_dir} a run directory?)")
+    return load_config(path, overrides)
+
+
+def train(cfg: Config, run_dir: Path, *, device_name: str | None = None, resume: bool = False) -> Path | None:
+    """Trains to the end and returns the bundle directory (None on ranks other than 0)."""
+    device = pick_device(device_name)
+    dist_info = init_distributed(device)
+    try:
+        return _train(cfg, run_dir, device, dist_info, resume)
+    finally:
+        shutdown(dist_info)
+
+
+def _train(cfg: Config, run_dir: Path, device: torch.device, dist_info: DistInfo, resume: bool
+           ) -> Path | None:
+    set_threads(cfg.train.num_threads)
+    if dist_info.is_main:
+        check_run_dir(run_dir)
+        handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.getLogger().addHandler(handler)
+        if not resume:
+            if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
+                raise TrainingError(
+                    f"{run_dir} already holds checkpoints: use `nmt train --resume {run_dir}` "
+                    "to continue it, or choose another --run-dir"
+                )
+            save_config(cfg, run_dir / CONFIG_FILE)
+    seed_everything(cfg.train.seed)
+    # Rank 0 trains (or finds) the SentencePiece models; the others then read its cache.
+    if dist_info.is_main:
+        data = load_training_data(cfg, run_dir)
+    barrier(dist_info)
+    if not dist_info.is_main:
+        data = load_training_data(cfg, run_dir)
+    log.info("training pairs: %d kept; filtered: %s; vocab src %d tgt %d; device %s x%d",
+             len(data.train), dict(data.train.stats.counts) or "none", data.src_tokenizer.vocab_size,
+             data.tgt_tokenizer.vocab_size, device, dist_info.world_size)
+    if len(data.train) == 0:
+        raise TrainingError("no training pairs left after filtering; check data.max_len and the files")
+    seed_everything(cfg.train.seed)
+    model = build_model(cfg.model, src_vocab_size=data.src_tokenizer.vocab_size,
+                        tgt_vocab_size=data.tgt_tokenizer.vocab_size).to(device)
+    log.info("model: %s parameters", f"{sum(p.numel() for p in model.parameters()):,}")
+    if dist_info.enabled:
+        torch.manual_seed(cfg.train.seed + 1000 * dist_info.rank)  # distinct dropout per rank
+    trainer = Trainer(cfg, run_dir, data, model, device=device, dist_info=dist_info)
+    if resume:
+        ckpt = load_latest(run_dir / "checkpoints")
+        if ckpt is None:
+            log.warning("no checkpoint in %s yet: starting from scratch", run_dir)
+        else:
+            trainer.restore(ckpt)
+    return trainer.train()

@@ -1,0 +1,216 @@
+"""Service: micro-batching. Concurrent requests for one model are merged into token-budget batches.
+
+Each model has one worker thread (torch releases the GIL, so the event loop keeps serving) and one
+bounded queue. The worker takes the oldest request, then, for up to `max_wait_s`, every queued
+request with *identical* decoding options that still fits in `max_batch_tokens`, and translates
+them in one call. The translator's outputs do not depend on what else is in the batch, so a merged
+request gets exactly what it would get alone.
+
+The queue lives in a thread, not in an event loop, so one batcher serves any number of loops
+(uvicorn's, or one per request under Starlette's TestClient).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.metrics import ServiceMetrics
+
+logger = logging.getLogger("service.batching")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Requests are merged only when these are equal."""
+
+    beam_size: int | None = None
+    nbest: int = 1
+    length_penalty: float | None = None
+    return_attention: bool = False
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    translations: list[Any]  # list[nmt.translator.Translation], one per text
+    queue_s: float  # time the request waited before its batch started
+    compute_s: float  # time of the model call that translated it
+    batch_texts: int  # texts in that model call
+
+
+class QueueFull(Exception):
+    """The model's queue holds `max_queue` texts already; the client should retry later."""
+
+
+class TranslationTimeout(Exception):
+    """The request waited longer than its timeout (in the queue or in the model)."""
+
+
+TranslateFn = Callable[[list[str], DecodeOptions], Sequence[Any]]
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    tokens: int
+    options: DecodeOptions
+    future: Future = field(default_factory=Future)
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class MicroBatcher:
+    """One model's queue and worker thread.
+
+    Args:
+        translate: runs one model call: (texts, options) -> one Translation per text.
+        name: the model's name, for metrics and logs.
+        enabled: False translates each request alone (still queued, one at a time).
+        max_batch_tokens: source subwords per merged call; a larger single request runs alone.
+        max_wait_s: how long the worker waits for more requests to merge.
+        max_queue: texts allowed to wait; beyond that `submit` raises QueueFull.
+    """
+
+    def __init__(self, translate: TranslateFn, *, name: str, metrics: ServiceMetrics,
+                 enabled: bool = True, max_batch_tokens: int = 4000, max_wait_s: float = 0.005,
+                 max_queue: int = 256):
+        self._translate = translate
+        self.name = name
+        self._metrics = metrics
+        self.enabled = enabled
+        self.max_batch_tokens = max_batch_tokens
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self._queue: deque[_Job] = deque()
+        self._queued_texts = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # ---- client side (any thread or event loop) -------------------------------------------
+
+    def submit(self, texts: list[str], tokens: int, options: DecodeOptions) -> Future:
+        """Queues one request; its future resolves to a BatchResult."""
+        job = _Job(texts=list(texts), tokens=tokens, options=options)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the service is shutting down")
+            if self._queue and self._queued_texts + len(texts) > self.max_queue:
+                self._metrics.rejected.labels(self.name, "queue_full").inc()
+                raise QueueFull(f"{self._queued_texts} texts already waiting")
+            self._queue.append(job)
+            self._queued_texts += len(texts)
+            self._metrics.queue_depth.labels(self.name).set(self._queued_texts)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._work, name=f"translate-{self.name}", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return job.future
+
+    async def translate(self, texts: list[str], tokens: int, options: DecodeOptions, *,
+                        timeout_s: float) -> BatchResult:
+        """Queues a request and waits for it; raises QueueFull or TranslationTimeout."""
+        future = self.submit(texts, tokens, options)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
+        except asyncio.TimeoutError:
+            # Cancelling the asyncio wrapper cancels the job if it has not started yet.
+            self._metrics.rejected.labels(self.name, "timeout").inc()
+            raise TranslationTimeout(f"no result within {timeout_s:g} s") from None
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stops the worker after the batch in progress; queued requests fail."""
+        with self._cond:
+            self._closed = True
+            pending = list(self._queue)
+            self._queue.clear()
+            self._queued_texts = 0
+            self._cond.notify_all()
+        for job in pending:
+            if job.future.set_running_or_notify_cancel():
+                job.future.set_exception(RuntimeError("the service is shutting down"))
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+    # ---- worker thread ---------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            if batch:
+                self._run(batch)
+
+    def _next_batch(self) -> list[_Job] | None:
+        """Blocks for the oldest job, then gathers compatible ones; None once closed."""
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            batch: list[_Job] = []
+            first = self._pop(self._queue[0])
+            if first is not None:
+                batch.append(first)
+            if not batch or not self.enabled:
+                return batch
+            tokens = first.tokens if first else 0
+            deadline = time.perf_counter() + self.max_wait_s
+            while tokens < self.max_batch_tokens:
+                for job in list(self._queue):
+                    if (job.options == batch[0].options
+                            and tokens + job.tokens <= self.max_batch_tokens
+                            and self._pop(job) is not None):
+                        batch.append(job)
+                        tokens += job.tokens
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0 or self._closed:
+                    break
+                self._cond.wait(remaining)
+            return batch
+
+    def _pop(self, job: _Job) -> _Job | None:
+        """Removes `job` from the queue (lock held); None if its client already gave up."""
+        self._queue.remove(job)
+        self._queued_texts -= len(job.texts)
+        self._metrics.queue_depth.labels(self.name).set(self._queued_texts)
+        return job if job.future.set_running_or_notify_cancel() else None
+
+    def _run(self, batch: list[_Job]) -> None:
+        texts = [t for job in batch for t in job.texts]
+        start = time.perf_counter()
+        try:
+            translations = list(self._translate(texts, batch[0].options))
+            if len(translations) != len(texts):
+                raise RuntimeError(f"translator returned {len(translations)} results "
+                                   f"for {len(texts)} texts")
+        except BaseException as err:  # noqa: B036 - every waiting client must hear of it
+            logger.exception("model %s failed on a batch of %d texts", self.name, len(texts))
+            for job in batch:
+                job.future.set_exception(err)
+            if not isinstance(err, Exception):
+                raise
+            return
+        compute_s = time.perf_counter() - start
+        m = self._metrics
+        m.batch_requests.labels(self.name).observe(len(batch))
+        m.batch_texts.labels(self.name).observe(len(texts))
+        m.batch_seconds.labels(self.name).observe(compute_s)
+        m.tokens.labels(self.name, "source").inc(sum(job.tokens for job in batch))
+        m.tokens.labels(self.name, "target").inc(
+            sum(len(t.candidates[0].tokens) for t in translations if t.candidates))
+        offset = 0
+        for job in batch:
+            part = translations[offset:offset + len(job.texts)]
+            offset += len(job.texts)
+            queue_s = start - job.enqueued
+            m.queue_wait.labels(self.name).observe(queue_s)
+            job.future.set_result(BatchResult(part, queue_s, compute_s, len(texts)))

@@ -1,0 +1,101 @@
+"""Service: request limits: body size (before the body is read), texts and characters."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import ApiError
+from service.settings import ServiceSettings
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` when a streamed body passes the limit.
+
+    An HTTPException, so FastAPI's body reader re-raises it as it is instead of turning it into
+    a 400 "error parsing the body".
+    """
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body is larger than {limit} bytes")
+
+
+class BodySizeLimitMiddleware:
+    """Answers 413 for a body over `max_bytes`: at once when Content-Length says so, otherwise
+    as soon as the bytes received pass the limit (chunked uploads), without reading the rest."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _send_error(send, 400, "invalid Content-Length header")
+                    return
+                if declared > self.max_bytes:
+                    await _send_error(send, 413, BodyTooLarge(self.max_bytes).detail)
+                    return
+
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge as exc:
+            if started:
+                raise
+            await _send_error(send, 413, exc.detail)
+
+
+async def _send_error(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close")],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+def check_texts(texts: list[str], settings: ServiceSettings, *, field: str,
+                prefix: str = "") -> None:
+    """Raises a 400 naming `field` when the texts break the configured limits."""
+    if len(texts) > settings.max_texts:
+        raise ApiError(400, f"{prefix}{field}: {len(texts)} texts exceed the limit of "
+                            f"{settings.max_texts} per request")
+    total = 0
+    for i, text in enumerate(texts):
+        if len(text) > settings.max_text_chars:
+            where = f"{field}[{i}]" if len(texts) > 1 else field
+            raise ApiError(400, f"{prefix}{where}: {len(text)} characters exceed the limit of "
+                                f"{settings.max_text_chars} per text")
+        total += len(text)
+    if total > settings.max_request_chars:
+        raise ApiError(400, f"{prefix}{field}: {total} characters exceed the limit of "
+                            f"{settings.max_request_chars} per request")

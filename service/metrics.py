@@ -1,0 +1,69 @@
+"""Service: Prometheus metrics, kept in a per-app CollectorRegistry (tests build many apps)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ServiceMetrics:
+    """All the service's metrics, registered in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("nmt_http_requests", "HTTP requests by route, method and status",
+                                ["route", "method", "status"], registry=r)
+        self.latency = Histogram("nmt_http_request_seconds", "HTTP request latency by route",
+                                 ["route"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.batch_requests = Histogram("nmt_batch_requests", "requests merged into one model call",
+                                        ["model"], buckets=_SIZE_BUCKETS, registry=r)
+        self.batch_texts = Histogram("nmt_batch_texts", "texts in one model call",
+                                     ["model"], buckets=_SIZE_BUCKETS, registry=r)
+        self.batch_seconds = Histogram("nmt_batch_seconds", "time of one model call",
+                                       ["model"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.queue_wait = Histogram("nmt_queue_wait_seconds", "time a request waited in the queue",
+                                    ["model"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.queue_depth = Gauge("nmt_queue_depth", "texts waiting to be translated",
+                                 ["model"], registry=r)
+        self.tokens = Counter("nmt_tokens", "subword tokens translated (source read, target written)",
+                              ["model", "side"], registry=r)
+        self.rejected = Counter("nmt_rejected_requests",
+                                "requests refused by the queue (full) or dropped (timed out)",
+                                ["model", "reason"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Counts every HTTP request by its route template (not its raw path, which is unbounded)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(route, scope.get("method", ""), str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - start)

@@ -1,0 +1,121 @@
+"""Service: request and response schemas, with hard upper limits.
+
+The limits here are absolute ceilings that keep a parser from ever holding something huge; the
+configured limits (ServiceSettings.max_*) are usually tighter and are checked by the routes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LangCode = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+Text = Annotated[str, Field(max_length=1_000_000)]
+TextList = Annotated[list[Text], Field(max_length=10_000)]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+
+
+# ---- LibreTranslate-compatible -------------------------------------------------------------
+
+class LibreTranslateRequest(BaseModel):
+    """POST /translate, as JSON or form fields."""
+
+    q: Text | TextList
+    source: Annotated[str, Field(min_length=1, max_length=16)]  # a code, or "auto"
+    target: LangCode
+    format: Literal["text", "html"] = "text"
+    alternatives: int = Field(default=0, ge=0, le=32)
+    api_key: str | None = Field(default=None, max_length=512)
+
+
+class DetectedLanguage(BaseModel):
+    confidence: float
+    language: str
+
+
+class LibreTranslateResponse(BaseModel):
+    translatedText: str | list[str]  # noqa: N815 - LibreTranslate's field name
+    alternatives: list[str] | list[list[str]] | None = None
+    detectedLanguage: DetectedLanguage | list[DetectedLanguage] | None = None  # noqa: N815
+
+
+class DetectRequest(BaseModel):
+    q: Text | TextList
+    api_key: str | None = Field(default=None, max_length=512)
+
+
+class LanguageResponse(BaseModel):
+    code: str
+    name: str
+    targets: list[str]
+
+
+# ---- native API ----------------------------------------------------------------------------
+
+class TranslateRequest(BaseModel):
+    """POST /v1/translate: a batch of texts for one language pair."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: Annotated[list[Text], Field(min_length=1, max_length=10_000)]
+    source: LangCode
+    target: LangCode
+    beam_size: int | None = Field(default=None, ge=1, le=128,
+                                  description="beam width; 1 is greedy; default: the model's")
+    nbest: int = Field(default=1, ge=1, le=33, description="candidates per text, best first")
+    length_penalty: float | None = Field(default=None, ge=0.0, le=10.0)
+    return_scores: bool = True
+    return_attention: bool = Field(
+        default=False, description="attention weights (target x source), attention models only")
+
+
+class AttentionResponse(BaseModel):
+    source_tokens: list[str]
+    target_tokens: list[str]
+    weights: list[list[float]]  # (T, S)
+
+
+class CandidateResponse(BaseModel):
+    text: str
+    score: float | None = None  # log-probability after length penalty
+
+
+class TextResult(BaseModel):
+    text: str
+    score: float | None = None
+    candidates: list[CandidateResponse] = []  # the n-best list (best first) when nbest > 1
+    attention: AttentionResponse | None = None
+
+
+class Timing(BaseModel):
+    queue_ms: float  # waiting for the model
+    compute_ms: float  # the model call that translated these texts (possibly merged)
+    total_ms: float  # the whole request, as the server saw it
+    batch_texts: int  # texts in that model call, this request's and others'
+
+
+class TranslateResponse(BaseModel):
+    model: str
+    source: str
+    target: str
+    results: list[TextResult]
+    timing: Timing
+
+
+class ModelResponse(BaseModel):
+    name: str
+    source: str
+    target: str
+    has_attention: bool
+    max_input_tokens: int
+    metadata: dict[str, Any]  # training and evaluation facts stored in the bundle (e.g. BLEU)
+
+
+# ---- operations ----------------------------------------------------------------------------
+
+class HealthResponse(BaseModel):
+    status: str
