@@ -56,5 +56,6 @@ class AccessGuard:
                                {"Retry-After": str(retry)})
             hits.append(now)
             if len(self._hits) > 10_000:  # forget idle clients so the table stays bounded
-                for ident in [i for i, h in self._hits.items() if not h or now - h[-1] >= _WINDOW_S]:
+                idle = [i for i, h in self._hits.items() if not h or now - h[-1] >= _WINDOW_S]
+                for ident in idle:
                     del self._hits[ident]

@@ -147,7 +147,13 @@ class MicroBatcher:
             if batch is None:
                 return
             if batch:
-                self._run(batch)
+                try:
+                    self._run(batch)
+                except Exception:  # never let the worker die: later requests would hang
+                    logger.exception("model %s: batch bookkeeping failed", self.name)
+                    for job in batch:
+                        if not job.future.done():
+                            job.future.set_exception(RuntimeError("translation failed"))
 
     def _next_batch(self) -> list[_Job] | None:
         """Blocks for the oldest job, then gathers compatible ones; None once closed."""
@@ -205,8 +211,6 @@ class MicroBatcher:
         m.batch_texts.labels(self.name).observe(len(texts))
         m.batch_seconds.labels(self.name).observe(compute_s)
         m.tokens.labels(self.name, "source").inc(sum(job.tokens for job in batch))
-        m.tokens.labels(self.name, "target").inc(
-            sum(len(t.candidates[0].tokens) for t in translations if t.candidates))
         offset = 0
         for job in batch:
             part = translations[offset:offset + len(job.texts)]

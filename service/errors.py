@@ -47,6 +47,8 @@ def describe_validation_errors(errors: Sequence[Any], *, prefix: str = "") -> st
             return f"{prefix}request body is not valid JSON" + (f" ({detail})" if detail else "")
         if err.get("type") == "missing":
             msg = "field required"
+        if field == "body" and err.get("type") == "model_attributes_type":
+            msg = "expected a JSON object (send Content-Type: application/json)"
         parts.append(f"{field}: {msg}")
     if len(errors) > 5:
         parts.append(f"and {len(errors) - 5} more")

@@ -1,4 +1,4 @@
-"""Service: `format=html`: translate the text nodes of an HTML fragment, keep its tags as written."""
+"""Service: `format=html`: translate an HTML fragment's text nodes, keep its tags as written."""
 
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ class HtmlDocument:
 
     @property
     def texts(self) -> list[str]:
-        return [p for p, t in zip(self.pieces, self.is_text) if t]
+        return [p for p, t in zip(self.pieces, self.is_text, strict=True) if t]
 
     def render(self, translations: list[str]) -> str:
         """The fragment with its text nodes replaced, in order, by `translations`."""
         out, it = [], iter(translations)
-        for piece, is_text, (lead, trail) in zip(self.pieces, self.is_text, self.padding):
+        for piece, is_text, (lead, trail) in zip(self.pieces, self.is_text, self.padding,
+                                                 strict=True):
             out.append(lead + html.escape(next(it), quote=False) + trail if is_text else piece)
         return "".join(out)
 

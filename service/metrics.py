@@ -31,8 +31,9 @@ class ServiceMetrics:
                                     ["model"], buckets=_LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge("nmt_queue_depth", "texts waiting to be translated",
                                  ["model"], registry=r)
-        self.tokens = Counter("nmt_tokens", "subword tokens translated (source read, target written)",
-                              ["model", "side"], registry=r)
+        self.tokens = Counter(
+            "nmt_tokens", "subword tokens translated (source read, target written)",
+            ["model", "side"], registry=r)
         self.rejected = Counter("nmt_rejected_requests",
                                 "requests refused by the queue (full) or dropped (timed out)",
                                 ["model", "reason"], registry=r)

@@ -78,9 +78,12 @@ class ModelRegistry:
 def _batcher_for(translator: Any, *, name: str, settings: ServiceSettings,
                  metrics: ServiceMetrics) -> MicroBatcher:
     def translate(texts: list[str], options: DecodeOptions) -> list[Any]:
-        return translator.translate(
+        translations = translator.translate(
             texts, beam_size=options.beam_size, nbest=options.nbest,
             length_penalty=options.length_penalty, return_attention=options.return_attention)
+        metrics.tokens.labels(name, "target").inc(
+            sum(len(t.candidates[0].tokens) for t in translations))
+        return translations
 
     return MicroBatcher(
         translate, name=name, metrics=metrics, enabled=settings.batching,

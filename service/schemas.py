@@ -19,6 +19,19 @@ class ErrorResponse(BaseModel):
     error: str
 
 
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text} for code, text in {
+        400: "invalid request: a missing or bad field, an unsupported language",
+        403: "invalid API key",
+        413: "request body too large",
+        429: "rate limit exceeded (see Retry-After)",
+        500: "translation failed",
+        503: "models not loaded yet, or too many texts waiting (see Retry-After)",
+        504: "translation timed out",
+    }.items()
+}
+
+
 # ---- LibreTranslate-compatible -------------------------------------------------------------
 
 class LibreTranslateRequest(BaseModel):

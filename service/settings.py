@@ -25,7 +25,7 @@ class ServiceSettings(BaseSettings):
     models: Annotated[list[str], NoDecode] = []
     models_root: str = "models"
     device: str = "cpu"
-    quantize: Literal["dynamic"] | None = None  # passed to Translator.from_checkpoint
+    quantize: Literal["int8"] | None = None  # int8: dynamic quantisation, CPU only
     num_threads: int | None = Field(default=None, ge=1)  # torch CPU threads; None: torch default
 
     # Decoding limits.

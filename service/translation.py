@@ -12,18 +12,21 @@ from service.settings import ServiceSettings
 logger = logging.getLogger("service")
 
 
-def decode_options(settings: ServiceSettings, *, beam_size: int | None, nbest: int,
-                   length_penalty: float | None = None, return_attention: bool = False,
+def decode_options(settings: ServiceSettings, entry: ModelEntry, *, beam_size: int | None,
+                   nbest: int, length_penalty: float | None = None,
+                   return_attention: bool = False, nbest_field: str = "nbest",
                    prefix: str = "") -> DecodeOptions:
     """Checks the options against the configured limits; names the field on failure."""
     if beam_size is not None and beam_size > settings.max_beam:
         raise ApiError(400, f"{prefix}beam_size: {beam_size} exceeds the limit of "
                             f"{settings.max_beam}")
     if nbest - 1 > settings.max_alternatives:
-        raise ApiError(400, f"{prefix}{'nbest' if not prefix else 'alternatives'}: at most "
-                            f"{settings.max_alternatives} alternatives are allowed")
-    if beam_size is not None and nbest > beam_size:
-        beam_size = nbest  # n-best needs at least n beams
+        raise ApiError(400, f"{prefix}{nbest_field}: at most {settings.max_alternatives} "
+                            f"alternatives are allowed")
+    if nbest > 1:
+        # n candidates need at least n beams; the model's own default may be smaller.
+        default_beam = entry.translator.config.decode.beam_size
+        beam_size = max(nbest, beam_size if beam_size is not None else default_beam)
     return DecodeOptions(beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
                          return_attention=return_attention)
 

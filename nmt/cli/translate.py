@@ -1,16 +1,135 @@
-"""CLI: `nmt translate` (placeholder until its issue lands)."""
+"""CLI: `nmt translate`: text in (stdin or a file), translations out (stdout or a file)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+EPILOG = """\
+output:
+  One line per input line, in order; an empty input line gives an empty output line.
+  With --nbest N > 1 the output is TSV instead: up to N lines per input line, best first,
+  each "INDEX<TAB>SCORE<TAB>TEXT", where INDEX is the 0-based input line number and SCORE the
+  log-probability after the length penalty. Every INDEX appears at least once.
+
+examples:
+  echo "Ein Mann fährt Fahrrad." | nmt translate --model models/multi30k-de-en
+  nmt translate --model runs/x/bundle --input test.de --output hyp.en --beam 5 --nbest 3
+"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("translate", help="(not yet available)")
+    parser = sub.add_parser(
+        "translate", help="translate text with a trained model",
+        description="Translate text with a model bundle or checkpoint.", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--input", "-i", default="-", help="input file, one text per line "
+                        "(default: stdin)")
+    parser.add_argument("--output", "-o", default="-", help="output file (default: stdout)")
+    parser.add_argument("--beam", type=int, default=None,
+                        help="beam size; 1 is greedy (default: the model's decode.beam_size)")
+    parser.add_argument("--nbest", type=int, default=1,
+                        help="candidates per line, at most --beam; > 1 switches to TSV output")
+    parser.add_argument("--length-penalty", type=float, default=None,
+                        help="GNMT length penalty alpha (default: the model's)")
+    parser.add_argument("--batch-tokens", type=int, default=None,
+                        help="source subwords per batch (default: the model's)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --device, --threads, --quantize: shared with `nmt evaluate`."""
+    parser.add_argument("--model", "-m", help="model bundle directory or checkpoint .pt")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or cuda:N (default: CUDA when present, else the CPU; "
+                        "always the CPU with --quantize)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--quantize", choices=["int8"], default=None,
+                        help="dynamic int8 quantisation of the model (CPU only)")
+
+
+def load_translator(args: argparse.Namespace):
+    """Builds the Translator named by --model; bad arguments become CommandError."""
+    from nmt.cli import CommandError
+    from nmt.runtime import pick_device
+    from nmt.translator import Translator, TranslatorError
+
+    if not args.model:
+        raise CommandError("--model is required")
+    if args.threads is not None and args.threads < 1:
+        raise CommandError(f"--threads must be >= 1, got {args.threads}")
+    try:
+        device = pick_device(args.device or ("cpu" if args.quantize else None))
+    except (ValueError, RuntimeError) as err:
+        raise CommandError(f"--device {args.device}: {err}") from err
+    try:
+        return Translator.from_checkpoint(args.model, device=device, quantize=args.quantize,
+                                          num_threads=args.threads)
+    except TranslatorError as err:
+        raise CommandError(f"--model {args.model}: {err}") from err
+
+
+def read_input(path: str) -> list[str]:
+    """Lines of stdin ("-") or a UTF-8 file; a final newline does not add an empty line."""
+    from nmt.cli import CommandError
+
+    try:
+        if path == "-":
+            text = sys.stdin.buffer.read().decode("utf-8")
+        else:
+            text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError as err:
+        raise CommandError(f"input file {path}: no such file") from err
+    except IsADirectoryError as err:
+        raise CommandError(f"input file {path}: is a directory") from err
+    except UnicodeDecodeError as err:
+        where = "stdin" if path == "-" else f"input file {path}"
+        raise CommandError(f"{where}: not valid UTF-8 (byte {err.start})") from err
+    except OSError as err:
+        raise CommandError(f"input file {path}: cannot read ({err.strerror})") from err
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def format_output(translations, nbest: int) -> list[str]:
+    """Plain lines, or `index<TAB>score<TAB>text` rows when nbest > 1."""
+    if nbest == 1:
+        return [t.text for t in translations]
+    return [f"{i}\t{c.score:.4f}\t{c.text}" for i, t in enumerate(translations)
+            for c in t.candidates]
 
 
 def run(args: argparse.Namespace) -> None:
     from nmt.cli import CommandError
+    from nmt.translator import TranslatorError
 
-    raise CommandError("not implemented yet")
+    if args.nbest < 1:
+        raise CommandError(f"--nbest must be >= 1, got {args.nbest}")
+    if args.beam is not None and args.nbest > args.beam:
+        raise CommandError(f"--nbest {args.nbest} is larger than --beam {args.beam}")
+    lines = read_input(args.input)
+    translator = load_translator(args)
+    beam = args.beam if args.beam is not None else max(args.nbest,
+                                                        translator.config.decode.beam_size)
+    try:
+        translations = translator.translate(
+            lines, beam_size=beam, nbest=args.nbest, length_penalty=args.length_penalty,
+            batch_tokens=args.batch_tokens, progress=args.input != "-" and not args.quiet,
+        )
+    except TranslatorError as err:
+        raise CommandError(str(err)) from err
+    text = "".join(line + "\n" for line in format_output(translations, args.nbest))
+    if args.output == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise CommandError(f"output file {args.output}: cannot write ({err.strerror})") from err

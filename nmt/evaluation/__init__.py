@@ -1,0 +1,1 @@
+"""Evaluation: sacrebleu metrics with confidence intervals and significance, and reports."""

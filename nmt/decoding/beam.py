@@ -1,0 +1,188 @@
+"""Decoding: batched beam search; all sentences x beams advance together as B*K rows.
+
+Each step takes the 2K best (beam, token) extensions per sentence from the (K * V) candidates.
+Those ending in EOS among the top K are finished hypotheses; the K best that do not end in EOS
+stay active. A sentence is done once it has K finished hypotheses or reaches its maximum length,
+and done sentences leave the batch, so the tensors shrink as decoding goes on. (fairseq's
+SequenceGenerator works the same way.) Beams start as one live beam and K - 1 at -inf, so the
+n-best lists never hold duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from nmt.decoding.constraints import NEG_INF, StepScorer, constrained_step, resolve_max_len
+from nmt.decoding.hypothesis import Hypothesis, best_first
+from nmt.decoding.penalties import gnmt_length_penalty
+from nmt.models.decoder import DecoderState
+from nmt.models.encoder import EncoderOutput
+from nmt.models.seq2seq import Seq2Seq
+from nmt.tokenization import BOS_ID, EOS_ID
+
+
+@dataclass(frozen=True)
+class _Beams:
+    """The live part of the search: N sentences, N * K rows."""
+
+    sent: Tensor  # (N,) original batch index
+    max_lens: Tensor  # (N,)
+    n_finished: Tensor  # (N,) finished hypotheses so far
+    scores: Tensor  # (N, K) summed log-probs; -inf for empty beams
+    tokens: Tensor  # (N * K, t)
+    attn: Tensor | None  # (N * K, t, S)
+    prev: Tensor  # (N * K,) last token
+    state: DecoderState  # N * K rows
+    enc: EncoderOutput  # N * K rows
+
+
+@dataclass(frozen=True)
+class _Top:
+    """The 2K best extensions of each live sentence at one step."""
+
+    scores: Tensor  # (N, 2K), best first
+    rows: Tensor  # (N, 2K) flat row (sentence * K + beam) each extends
+    tokens: Tensor  # (N, 2K) the token each appends
+
+
+@torch.inference_mode()
+def beam_search(
+    model: Seq2Seq,
+    enc: EncoderOutput,
+    *,
+    max_len: int | Tensor,
+    beam_size: int,
+    length_penalty: float,
+    nbest: int = 1,
+    min_len: int = 0,
+    no_repeat_ngram: int = 0,
+    return_attention: bool = True,
+    step_scorer: StepScorer | None = None,
+) -> list[list[Hypothesis]]:
+    """Beam search over a batch.
+
+    Args:
+        enc: the batch's encoder output, B sentences (keys already projected by `encode`).
+        max_len: maximum target tokens (EOS not counted), one int or a (B,) tensor.
+        beam_size: K.
+        length_penalty: GNMT alpha for finished hypotheses (0: raw log-probs).
+        nbest: hypotheses returned per sentence, 1 <= nbest <= K.
+        min_len: EOS is banned before this many tokens.
+        no_repeat_ngram: ban repeating any n-gram of this size (0: off).
+        return_attention: keep (T, S) attention when the model has attention.
+        step_scorer: optional shallow-fusion hook, see `constraints.StepScorer`.
+
+    Returns:
+        Per sentence, its n-best list: distinct hypotheses, best score first.
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    if not 1 <= nbest <= beam_size:
+        raise ValueError(f"nbest must be between 1 and the beam size {beam_size}, got {nbest}")
+    batch_size = enc.mask.size(0)
+    beams = _start(model, enc, resolve_max_len(max_len, batch_size, enc.mask.device), beam_size,
+                   keep_attn=return_attention and model.has_attention)
+    src_lengths = enc.mask.sum(dim=1).tolist()
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
+    step = 0
+    while beams.sent.numel() > 0:
+        n, k = beams.scores.shape
+        log_probs, state, attn = constrained_step(
+            model, beams.prev, beams.state, beams.enc, step=step, tokens=beams.tokens,
+            at_max=(beams.max_lens <= step).repeat_interleave(k), min_len=min_len,
+            no_repeat_ngram=no_repeat_ngram, step_scorer=step_scorer,
+            sentence_ids=beams.sent.repeat_interleave(k),
+        )
+        top = _top_extensions(beams.scores, log_probs)
+        attn_hist = None
+        if beams.attn is not None and attn is not None:
+            attn_hist = torch.cat([beams.attn, attn[:, None]], dim=1)  # (N * K, t + 1, S)
+        n_new = _finish(beams, top, step, length_penalty, finished, src_lengths)
+        beams = _advance(beams, top, state, attn_hist, beams.n_finished + n_new, step)
+        step += 1
+    return [best_first(hyps, nbest) for hyps in finished]
+
+
+def _start(model: Seq2Seq, enc: EncoderOutput, max_lens: Tensor, k: int, *, keep_attn: bool
+           ) -> _Beams:
+    batch_size, src_len = enc.mask.shape
+    device = enc.mask.device
+    rows = torch.arange(batch_size, device=device).repeat_interleave(k)  # (B * K,)
+    scores = torch.full((batch_size, k), NEG_INF, device=device)
+    scores[:, 0] = 0.0
+    return _Beams(
+        sent=torch.arange(batch_size, device=device),
+        max_lens=max_lens,
+        n_finished=torch.zeros(batch_size, dtype=torch.long, device=device),
+        scores=scores,
+        tokens=torch.empty((batch_size * k, 0), dtype=torch.long, device=device),
+        attn=torch.empty((batch_size * k, 0, src_len), device=device) if keep_attn else None,
+        prev=torch.full((batch_size * k,), BOS_ID, dtype=torch.long, device=device),
+        # The bridge runs on B rows; only its output is repeated K times.
+        state=model.init_state(enc).select(rows),
+        enc=enc.select(rows),
+    )
+
+
+def _top_extensions(scores: Tensor, log_probs: Tensor) -> _Top:
+    """scores (N, K) + log_probs (N * K, V) -> the 2K best extensions per sentence."""
+    n, k = scores.shape
+    vocab = log_probs.size(1)
+    cand = (scores.view(-1, 1) + log_probs).view(n, k * vocab)  # (N, K * V)
+    top_scores, top_idx = cand.topk(min(2 * k, k * vocab), dim=1)  # (N, 2K)
+    beam = torch.div(top_idx, vocab, rounding_mode="floor")
+    base = torch.arange(n, device=scores.device)[:, None] * k
+    return _Top(scores=top_scores, rows=base + beam, tokens=top_idx - beam * vocab)
+
+
+def _finish(beams: _Beams, top: _Top, step: int, alpha: float,
+            finished: list[list[Hypothesis]], src_lengths: list[int]) -> Tensor:
+    """Moves EOS extensions ranked in the top K into `finished`; returns (N,) counts added."""
+    k = beams.scores.size(1)
+    ends = (top.tokens[:, :k] == EOS_ID) & (top.scores[:, :k] > NEG_INF)  # (N, K)
+    if not bool(ends.any()):
+        return torch.zeros_like(beams.n_finished)
+    which, pos = ends.nonzero(as_tuple=True)
+    rows = top.rows[which, pos]
+    penalty = gnmt_length_penalty(step + 1, alpha)  # every hypothesis here has step + 1 tokens
+    attn = None if beams.attn is None else beams.attn.index_select(0, rows)  # (F, step, S)
+    for i, (s, toks, score) in enumerate(zip(beams.sent[which].tolist(),
+                                             beams.tokens.index_select(0, rows).tolist(),
+                                             top.scores[which, pos].tolist(), strict=True)):
+        att = None if attn is None else attn[i, :, : src_lengths[s]].clone()
+        finished[s].append(Hypothesis(tokens=toks, score=score / penalty, attention=att))
+    return ends.sum(dim=1)
+
+
+def _advance(beams: _Beams, top: _Top, state: DecoderState, attn_hist: Tensor | None,
+             n_finished: Tensor, step: int) -> _Beams:
+    """Keeps the K best non-EOS extensions of every sentence that is not done yet."""
+    n, k = beams.scores.shape
+    live_scores = top.scores.masked_fill(top.tokens == EOS_ID, NEG_INF)
+    scores, pos = live_scores.topk(k, dim=1)  # (N, K)
+    rows, tokens = top.rows.gather(1, pos), top.tokens.gather(1, pos)
+    done = (n_finished >= k) | (beams.max_lens <= step)
+    enc = beams.enc
+    sent, max_lens = beams.sent, beams.max_lens
+    if bool(done.any()):
+        keep = (~done).nonzero().squeeze(1)
+        sent, max_lens, n_finished = sent[keep], max_lens[keep], n_finished[keep]
+        scores, rows, tokens = scores[keep], rows[keep], tokens[keep]
+        # Beams of one sentence share their encoder rows, so only dropping sentences needs this.
+        enc_rows = (keep[:, None] * k + torch.arange(k, device=keep.device)).view(-1)
+        enc = enc.select(enc_rows)
+    flat_rows, flat_tokens = rows.view(-1), tokens.view(-1)
+    return _Beams(
+        sent=sent,
+        max_lens=max_lens,
+        n_finished=n_finished,
+        scores=scores,
+        tokens=torch.cat([beams.tokens.index_select(0, flat_rows), flat_tokens[:, None]], dim=1),
+        attn=None if attn_hist is None else attn_hist.index_select(0, flat_rows),
+        prev=flat_tokens,
+        state=state.select(flat_rows),
+        enc=enc,
+    )

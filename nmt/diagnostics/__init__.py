@@ -1,0 +1,1 @@
+"""Diagnostics: gradient flow through time for tanh RNN, GRU and LSTM encoders."""

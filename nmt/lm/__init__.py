@@ -1,0 +1,1 @@
+"""Language models: recurrent LMs over a text stream (TBPTT), sampling, evaluation and fusion."""

@@ -1,0 +1,1 @@
+"""Service: the HTTP translation server (FastAPI). Built by `service.main:create_app`."""

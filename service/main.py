@@ -1,0 +1,83 @@
+"""Service: the FastAPI application factory. `uvicorn --factory service.main:create_app`.
+
+Nothing is built at import time. Models load once, in the lifespan; until then /ready and the
+translation routes answer 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from service.access import AccessGuard
+from service.errors import install_error_handlers
+from service.limits import BodySizeLimitMiddleware
+from service.metrics import MetricsMiddleware, ServiceMetrics
+from service.registry import ModelRegistry
+from service.routers import libretranslate, models, ops, translations, web
+from service.settings import ServiceSettings
+
+logger = logging.getLogger("service")
+
+DESCRIPTION = """\
+Neural machine translation over HTTP.
+
+* **LibreTranslate-compatible**: `POST /translate`, `POST /detect`, `GET /languages`,
+  `GET /frontend/settings`; existing LibreTranslate clients work unchanged.
+* **Native**: `POST /v1/translate` (batches, beam size, n-best, scores, attention),
+  `GET /v1/models`.
+* **Operations**: `GET /health`, `GET /ready`, `GET /metrics` (Prometheus).
+
+Errors are `{"error": "..."}`. 400: bad input; 403: bad API key; 413: body too large;
+422: body does not match the schema; 429: rate limit (Retry-After); 503: not ready or too many
+texts waiting (Retry-After); 504: the request passed its timeout (NMT_REQUEST_TIMEOUT_S).
+"""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("nmt")
+    except importlib.metadata.PackageNotFoundError:  # run from a source checkout
+        return "source"
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Builds the app; models load when it starts (uvicorn, or `with TestClient(app)`)."""
+    settings = settings or ServiceSettings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Loading reads files and builds models: keep it off the event loop.
+        registry = await asyncio.to_thread(ModelRegistry.load, settings, metrics)
+        logger.info("serving %s", ", ".join(f"{e.name} ({s}->{t})"
+                                            for (s, t), e in sorted(registry.entries.items())))
+        app.state.registry = registry
+        try:
+            yield
+        finally:
+            app.state.registry = None
+            registry.close()
+
+    app = FastAPI(title="nmt", version=_version(), description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.guard = AccessGuard(settings.api_keys, settings.rate_limit_per_minute)
+    app.state.registry = None
+    install_error_handlers(app)
+    for module in (libretranslate, translations, models, ops, web):
+        app.include_router(module.router)
+
+    # Added innermost first: metrics sees every response, the size limit runs before any route.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"], allow_headers=["*"])
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

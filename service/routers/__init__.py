@@ -1,0 +1,1 @@
+"""Service: one router per resource."""

@@ -1,0 +1,27 @@
+"""Service: operations: /health (alive), /ready (models loaded), /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from service.deps import MetricsDep, RegistryDep
+from service.schemas import ErrorResponse, HealthResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=HealthResponse, summary="The process is alive")
+async def health() -> HealthResponse:
+    return HealthResponse(status="ok")
+
+
+@router.get("/ready", response_model=HealthResponse, summary="Models are loaded",
+            responses={503: {"model": ErrorResponse, "description": "models not loaded yet"}})
+async def ready(registry: RegistryDep) -> HealthResponse:
+    return HealthResponse(status="ready")
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(m: MetricsDep) -> Response:
+    return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,90 @@
+"""Shared test fixtures: toy parallel data and tiny configs, all made here with fixed seeds."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+# A toy "language pair": each source word has one target word, and the target reverses the order.
+TOY_LEXICON = {
+    "der": "the", "hund": "dog", "katze": "cat", "rennt": "runs", "schläft": "sleeps",
+    "rot": "red", "blau": "blue", "groß": "big", "klein": "small", "vogel": "bird",
+}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread() -> None:
+    # Tiny models run faster single-threaded, and two cores are shared by the whole suite.
+    torch.set_num_threads(1)
+
+
+def toy_pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    """`n` sentence pairs: 2-6 random source words, target = the words translated, reversed."""
+    rng = random.Random(seed)
+    words = sorted(TOY_LEXICON)
+    pairs = []
+    for _ in range(n):
+        src = [rng.choice(words) for _ in range(rng.randint(2, 6))]
+        pairs.append((" ".join(src), " ".join(TOY_LEXICON[w] for w in reversed(src))))
+    return pairs
+
+
+@pytest.fixture
+def write_toy_corpus(tmp_path: Path) -> Callable[..., dict[str, str]]:
+    """Writes train (and valid) pairs as aligned files or TSV; returns data-config keys."""
+
+    def write(*, n_train: int = 200, n_valid: int = 20, tsv: bool = False, seed: int = 0
+              ) -> dict[str, str]:
+        data_dir = tmp_path / "data"
+        data_dir.mkdir(exist_ok=True)
+        out: dict[str, str] = {}
+        for split, n, s in (("train", n_train, seed), ("valid", n_valid, seed + 1)):
+            if n == 0:
+                continue
+            pairs = toy_pairs(n, s)
+            if tsv:
+                path = data_dir / f"{split}.tsv"
+                path.write_text("".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
+                out[f"{split}_tsv"] = str(path)
+            else:
+                for side, idx in (("src", 0), ("tgt", 1)):
+                    path = data_dir / f"{split}.{side}"
+                    path.write_text("".join(p[idx] + "\n" for p in pairs), encoding="utf-8")
+                    out[f"{split}_{side}"] = str(path)
+        return out
+
+    return write
+
+
+def tiny_config_dict(data: dict[str, str], **sections: dict[str, Any]) -> dict[str, Any]:
+    """A config dict for a seconds-long CPU run; `sections` update the defaults per section."""
+    raw: dict[str, Any] = {
+        "name": "tiny",
+        "data": {**data, "max_len": 40},
+        "tokenizer": {"type": "unigram", "vocab_size": 40},
+        "model": {"cell": "gru", "emb_dim": 16, "enc_hidden": 16, "dec_hidden": 16,
+                  "attn_dim": 16, "dropout": 0.0, "emb_dropout": 0.0},
+        "train": {"seed": 7, "max_tokens": 300, "max_sentences": 32, "epochs": 2, "lr": 0.01,
+                  "valid_every": 0, "valid_metric": "loss", "log_every": 5, "keep_last": 2,
+                  "label_smoothing": 0.0},
+        "decode": {"beam_size": 2, "max_len_b": 5},
+    }
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values}
+    return raw
+
+
+@pytest.fixture
+def tiny_config() -> Callable[..., dict[str, Any]]:
+    """Factory fixture for `tiny_config_dict`, so tests need not import this module."""
+    return tiny_config_dict
+
+
+@pytest.fixture
+def toy_pairs_factory() -> Callable[[int, int], list[tuple[str, str]]]:
+    return toy_pairs

@@ -1,0 +1,172 @@
+"""The LibreTranslate-compatible API, against fake translators."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_translate_json(served):
+    r = served.client.post("/translate", json={"q": "Ein Hund rennt.", "source": "de",
+                                               "target": "en"})
+    assert r.status_code == 200
+    assert r.json() == {"translatedText": "[en] rennt. Hund Ein"}
+
+
+def test_translate_form_encoded(served):
+    r = served.client.post("/translate", data={"q": "Ein Hund", "source": "de", "target": "en",
+                                               "format": "text"})
+    assert r.status_code == 200
+    assert r.json()["translatedText"] == "[en] Hund Ein"
+
+
+def test_translate_list_with_alternatives(served):
+    r = served.client.post("/translate", json={"q": ["a b", "c"], "source": "de", "target": "en",
+                                               "alternatives": 2})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["translatedText"] == ["[en] b a", "[en] c"]
+    assert body["alternatives"] == [["[en] b a #1", "[en] b a #2"], ["[en] c #1", "[en] c #2"]]
+    # Alternatives need beams: the beam is raised to the n-best size.
+    assert served.translators["fake-de-en"].calls[-1]["beam_size"] >= 3
+
+
+def test_auto_source_is_detected_among_loaded_languages(served):
+    r = served.client.post("/translate", json={
+        "q": ["Der Hund und die Katze schlafen.", "Le chien et la femme."],
+        "source": "auto", "target": "en"})
+    assert r.status_code == 200
+    body = r.json()
+    assert [d["language"] for d in body["detectedLanguage"]] == ["de", "fr"]
+    assert all(0 < d["confidence"] <= 100 for d in body["detectedLanguage"])
+    de_call = served.translators["fake-de-en"].calls[-1]
+    assert de_call["texts"] == ["Der Hund und die Katze schlafen."]
+    assert served.translators["fake-fr-en"].calls[-1]["texts"] == ["Le chien et la femme."]
+
+
+def test_auto_source_with_one_candidate(serve_fakes):
+    client = serve_fakes().client
+    r = client.post("/translate", json={"q": "xyz", "source": "auto", "target": "en"})
+    assert r.json()["detectedLanguage"] == {"language": "de", "confidence": 100.0}
+
+
+def test_html_keeps_tags(served):
+    r = served.client.post("/translate", json={
+        "q": '<p class="x">Hallo <b>schöne Welt</b> &amp; mehr</p><script>a<b</script>',
+        "source": "de", "target": "en", "format": "html"})
+    assert r.status_code == 200
+    assert r.json()["translatedText"] == (
+        '<p class="x">[en] Hallo <b>[en] Welt schöne</b> [en] mehr &amp;</p><script>a<b</script>')
+
+
+def test_empty_text_in_list_is_kept_empty(served):
+    r = served.client.post("/translate", json={"q": ["a", "  "], "source": "de", "target": "en"})
+    assert r.json()["translatedText"] == ["[en] a", ""]
+
+
+@pytest.mark.parametrize("missing", ["q", "source", "target"])
+def test_missing_parameter(served, missing):
+    fields = {"q": "x", "source": "de", "target": "en"}
+    del fields[missing]
+    r = served.client.post("/translate", json=fields)
+    assert r.status_code == 400
+    assert r.json() == {"error": f"Invalid request: missing {missing} parameter"}
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"target": "zz"}, "zz is not supported"),
+    ({"source": "zz"}, "zz is not supported"),
+    ({"source": "en", "target": "de"}, "de is not supported"),
+    ({"format": "pdf"}, "format"),
+    ({"q": 5}, "q"),
+    ({"alternatives": "many"}, "alternatives"),
+    ({"alternatives": 9}, "alternatives"),
+])
+def test_bad_fields_are_400_naming_the_field(served, fields, message):
+    r = served.client.post("/translate", json={"q": "x", "source": "de", "target": "en", **fields})
+    assert r.status_code == 400
+    assert message in r.json()["error"]
+
+
+def test_unavailable_pair(serve_fakes, fake):
+    client = serve_fakes({"a": fake("de", "en"), "b": fake("en", "fr")}).client
+    r = client.post("/translate", json={"q": "x", "source": "de", "target": "fr"})
+    assert r.status_code == 400
+    assert r.json()["error"] == "French (fr) is not available as a target language from German (de)"
+
+
+@pytest.mark.parametrize(("body", "ctype", "message"), [
+    (b'{"q": "x", ', "application/json", "not valid JSON"),
+    (b'["q"]', "application/json", "must be a JSON object"),
+    (b'{"q": "\xff\xfe", "source": "de", "target": "en"}', "application/json", "UTF-8"),
+])
+def test_unparseable_bodies(served, body, ctype, message):
+    r = served.client.post("/translate", content=body, headers={"Content-Type": ctype})
+    assert r.status_code == 400
+    assert message in r.json()["error"]
+
+
+def test_text_limits(serve_fakes):
+    client = serve_fakes(max_texts=2, max_text_chars=10, max_request_chars=15).client
+    cases = [(["a", "b", "c"], "3 texts exceed the limit of 2"),
+             ("x" * 11, "q: 11 characters exceed the limit of 10 per text"),
+             (["x" * 8, "y" * 8], "q: 16 characters exceed the limit of 15 per request")]
+    for q, message in cases:
+        r = client.post("/translate", json={"q": q, "source": "de", "target": "en"})
+        assert r.status_code == 400
+        assert message in r.json()["error"]
+
+
+def test_api_keys(serve_fakes):
+    client = serve_fakes(api_keys=["k1", "k2"]).client
+    body = {"q": "x", "source": "de", "target": "en"}
+    assert client.post("/translate", json=body).status_code == 403
+    assert client.post("/translate", json={**body, "api_key": "nope"}).json() == {
+        "error": "Invalid API key"}
+    assert client.post("/translate", json={**body, "api_key": "k2"}).status_code == 200
+    assert client.post("/translate", data={**body, "api_key": "k1"}).status_code == 200
+    assert client.get("/frontend/settings").json()["keyRequired"] is True
+
+
+def test_rate_limit(serve_fakes):
+    client = serve_fakes(rate_limit_per_minute=2).client
+    body = {"q": "x", "source": "de", "target": "en"}
+    assert [client.post("/translate", json=body).status_code for _ in range(2)] == [200, 200]
+    r = client.post("/translate", json=body)
+    assert r.status_code == 429
+    assert r.json() == {"error": "Slowdown: 2 per 1 minute"}
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+
+
+def test_translator_failure_is_500_without_details(serve_fakes, fake):
+    client = serve_fakes({"x": fake(fail=True)}).client
+    r = client.post("/translate", json={"q": "x", "source": "de", "target": "en"})
+    assert r.status_code == 500
+    assert r.json() == {"error": "Cannot translate text: internal error"}
+
+
+def test_languages(served):
+    r = served.client.get("/languages")
+    assert r.json() == [
+        {"code": "de", "name": "German", "targets": ["en"]},
+        {"code": "en", "name": "English", "targets": []},
+        {"code": "fr", "name": "French", "targets": ["en"]},
+    ]
+
+
+def test_detect(served):
+    r = served.client.post("/detect", json={"q": "Le chat et le chien"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body[0]["language"] == "fr"
+    assert {d["language"] for d in body} == {"de", "fr"}
+    assert served.client.post("/detect", data={"q": "Der Hund"}).json()[0]["language"] == "de"
+    r = served.client.post("/detect", json={})
+    assert r.status_code == 400
+    assert r.json() == {"error": "Invalid request: missing q parameter"}
+
+
+def test_frontend_settings(served):
+    body = served.client.get("/frontend/settings").json()
+    assert body["charLimit"] == 20_000
+    assert body["language"]["source"]["code"] == "de"
+    assert body["keyRequired"] is False

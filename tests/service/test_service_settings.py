@@ -1,0 +1,36 @@
+"""Settings from NMT_* environment variables; which bundles get served."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.settings import ServiceSettings
+
+
+def test_environment_variables(monkeypatch):
+    monkeypatch.setenv("NMT_MODELS", "models/a, models/b")
+    monkeypatch.setenv("NMT_API_KEYS", '["k1", "k2"]')
+    monkeypatch.setenv("NMT_BATCHING", "false")
+    monkeypatch.setenv("NMT_MAX_WAIT_MS", "12.5")
+    s = ServiceSettings()
+    assert s.models == ["models/a", "models/b"]
+    assert s.api_keys == ["k1", "k2"]
+    assert (s.batching, s.max_wait_ms, s.cors_origins) == (False, 12.5, [])
+
+
+def test_bad_value_names_the_setting(monkeypatch):
+    monkeypatch.setenv("NMT_MAX_BEAM", "0")
+    with pytest.raises(ValueError, match="max_beam"):
+        ServiceSettings()
+
+
+def test_bundle_dirs(tmp_path):
+    with pytest.raises(ValueError, match="no model bundles under"):
+        ServiceSettings(models_root=str(tmp_path)).bundle_dirs()
+    for name in ("b", "a", "not-a-bundle"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "a" / "model.pt").write_bytes(b"")
+    (tmp_path / "b" / "model.pt").write_bytes(b"")
+    assert [p.name for p in ServiceSettings(models_root=str(tmp_path)).bundle_dirs()] == ["a", "b"]
+    with pytest.raises(ValueError, match="not a model bundle"):
+        ServiceSettings(models=[str(tmp_path / "not-a-bundle")]).bundle_dirs()
