@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     grad.add_argument("--report", type=Path, required=True, help="output directory")
     grad.add_argument("--src-len", type=int, default=100,
                       help="source length in subwords, EOS included (default: 100)")
+    grad.add_argument("--tgt-len", type=int, default=30,
+                      help="target length cut, EOS included (default: 30; the decoder only sees "
+                           "the final encoder state, so this mostly saves time)")
     grad.add_argument("--batch-size", type=int, default=16, help="inputs per batch (default: 16)")
     grad.add_argument("--steps", type=int, default=20,
                       help="training steps per cell, with and without clipping (default: 20)")
@@ -60,14 +63,14 @@ def run(args: argparse.Namespace) -> None:
     from nmt.runtime import set_threads, setup_logging
 
     setup_logging()
-    for name in ("src_len", "batch_size", "steps"):
-        if getattr(args, name) < (2 if name == "src_len" else 1):
+    for name in ("src_len", "tgt_len", "batch_size", "steps"):
+        if getattr(args, name) < (2 if name.endswith("len") else 1):
             raise CommandError(f"--{name.replace('_', '-')} is too small: {getattr(args, name)}")
     set_threads(args.threads)
     cfg = load_config(args.config, args.set)
     try:
         data = load_gradient_data(cfg, args.spm_dir or args.report / "spm", src_len=args.src_len,
-                                  batch_size=args.batch_size, steps=args.steps, seed=args.seed)
+                                  tgt_len=args.tgt_len, batch_size=args.batch_size, steps=args.steps, seed=args.seed)
     except ValueError as err:
         if type(err).__name__ in ("DataError", "TokenizerError", "ConfigError"):
             raise  # main() prints those itself

@@ -98,7 +98,7 @@ def train_trace(model: Seq2Seq, batches: list[Batch], *, lr: float, clip_norm: f
         loss = loss / max(1, batch.num_tgt_tokens)
         loss.backward()
         norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)))
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         optimizer.step()
     return TrainingTrace(grad_norms=norms, losses=losses, model=model.eval())
 

@@ -44,9 +44,10 @@ def joined_pairs(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[in
 
 
 def long_batches(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], *,
-                 src_len: int, batch_size: int, n_batches: int, seed: int) -> list[Batch]:
+                 src_len: int, tgt_len: int, batch_size: int, n_batches: int, seed: int
+                 ) -> list[Batch]:
     """`n_batches` batches of `batch_size` joined examples, every source exactly `src_len` long."""
-    examples = joined_pairs(src_ids, tgt_ids, src_len=src_len, tgt_len=src_len,
+    examples = joined_pairs(src_ids, tgt_ids, src_len=src_len, tgt_len=tgt_len,
                             count=batch_size * n_batches, seed=seed)
     return [make_batch([s for s, _ in chunk], [t for _, t in chunk])
             for chunk in (examples[k : k + batch_size] for k in range(0, len(examples), batch_size))]
@@ -63,8 +64,8 @@ class GradientData:
     description: str
 
 
-def load_gradient_data(cfg: Config, spm_dir: Path, *, src_len: int, batch_size: int,
-                       steps: int, seed: int) -> GradientData:
+def load_gradient_data(cfg: Config, spm_dir: Path, *, src_len: int, tgt_len: int,
+                       batch_size: int, steps: int, seed: int) -> GradientData:
     """Tokenizers as `nmt train` builds them (cached in `spm_dir`), then long batches.
 
     Training batches come from the training split; the probe batch from the validation split
@@ -76,15 +77,15 @@ def load_gradient_data(cfg: Config, spm_dir: Path, *, src_len: int, batch_size: 
     probe_corpus = read_split(cfg.data, "valid") or train_corpus
     train_src, train_tgt = src_tok.encode(train_corpus.src), tgt_tok.encode(train_corpus.tgt)
     probe_src, probe_tgt = src_tok.encode(probe_corpus.src), tgt_tok.encode(probe_corpus.tgt)
-    (probe,) = long_batches(probe_src, probe_tgt, src_len=src_len, batch_size=batch_size,
-                            n_batches=1, seed=seed)
-    train = long_batches(train_src, train_tgt, src_len=src_len, batch_size=batch_size,
-                         n_batches=steps, seed=seed + 1)
+    (probe,) = long_batches(probe_src, probe_tgt, src_len=src_len, tgt_len=tgt_len,
+                            batch_size=batch_size, n_batches=1, seed=seed)
+    train = long_batches(train_src, train_tgt, src_len=src_len, tgt_len=tgt_len,
+                         batch_size=batch_size, n_batches=steps, seed=seed + 1)
     split = "validation" if probe_corpus is not train_corpus else "training"
     return GradientData(
         probe=probe, train=train, src_vocab_size=src_tok.vocab_size,
         tgt_vocab_size=tgt_tok.vocab_size,
         description=f"{len(probe)} probe inputs from the {split} split and {steps} training "
                     f"batches of {batch_size}: consecutive sentence pairs joined, sources cut "
-                    f"to {src_len} subwords (EOS included)",
+                    f"to {src_len} subwords and targets to {tgt_len} (EOS included)",
     )

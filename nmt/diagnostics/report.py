@@ -87,6 +87,7 @@ def run_report(cfg: Config, data: GradientData, cells: Sequence[str], out_dir: P
                 "norms (before clipping) over training steps with and without clipping",
         "data": data.description,
         "src_len": int(data.probe.src.size(1)),
+        "tgt_len_max": int(data.probe.tgt_out.size(1)),
         "batch_size": len(data.probe),
         "train_steps": len(data.train),
         "lr": lr,
@@ -111,7 +112,11 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         return round(math.log10(x), 2) if x > 0 else float("-inf")
 
     norms = result["train_grad_norms"]
+    steps = len(result["step_grad_norms"]["untrained"]) - 1
     return {
+        # Geometric mean of ||dL/dh_(t-1)|| / ||dL/dh_t||: the gradient kept per step back.
+        "per_step_factor_untrained": round(result["first_last_ratio"]["untrained"] ** (1 / steps), 4),
+        "per_step_factor_trained": round(result["first_last_ratio"]["trained"] ** (1 / steps), 4),
         "log10_first_over_last_untrained": log10(result["first_last_ratio"]["untrained"]),
         "log10_first_over_last_trained": log10(result["first_last_ratio"]["trained"]),
         "max_grad_norm_unclipped": round(max(norms["unclipped"]), 3),

@@ -240,7 +240,7 @@ class Trainer:
         translator = Translator(self.model, self.data.src_tokenizer, self.data.tgt_tokenizer,
                                 self.cfg)
         hyps = [tr.text for tr in translator.translate(valid.src_text, beam_size=self.cfg.train.valid_beam)]
-        scores = corpus_scores(hyps, [valid.tgt_text])
+        scores = corpus_scores(hyps, [valid.tgt_text], metrics=("bleu", "chrf"))
         return {"bleu": scores["bleu"]["score"], "chrf": scores["chrf"]["score"]}
 
     def run_validation(self) -> bool:
