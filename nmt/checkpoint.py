@@ -13,7 +13,6 @@ import json
 import os
 import pickle
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,9 +81,10 @@ def safe_load(path: str | Path) -> dict[str, Any]:
             f"{path}: refused to load: the file contains Python objects other than plain data "
             f"(a checkpoint is data, never code){': ' + detail[0][:200] if detail else ''}"
         ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except Exception as err:  # unpickling garbage can raise almost anything (KeyError, EOFError, ...)
+        first = (str(err).splitlines() or [type(err).__name__])[0]
         raise CheckpointError(
-            f"{path}: not a readable checkpoint (truncated or corrupt?): {str(err).splitlines()[0][:200]}"
+            f"{path}: not a readable checkpoint (truncated or corrupt?): {first[:200]}"
         ) from err
     if not isinstance(obj, dict) or "format_version" not in obj:
         raise CheckpointError(f"{path}: not an nmt checkpoint (no format_version)")

@@ -16,12 +16,12 @@ class CommandError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     # Subcommand modules are imported here (not at the top) only to keep `nmt --help` fast;
     # nmt.cli is the last pipeline stage, so no cycle is being dodged.
-    from nmt.cli import diagnose, evaluate, lm, serve, train, translate
+    from nmt.cli import diagnose, evaluate, export, lm, serve, train, translate
 
     parser = argparse.ArgumentParser(prog="nmt", description="Recurrent neural machine translation")
     parser.add_argument("--version", action="version", version=f"nmt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (train, translate, evaluate, serve, lm, diagnose):
+    for module in (train, export, translate, evaluate, serve, lm, diagnose):
         module.add_parser(sub)
     return parser
 

@@ -50,7 +50,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--device", default="cpu")
     evaluate.set_defaults(run=run_evaluate)
-    parser.set_defaults(run=run_train)
 
 
 def run_train(args: argparse.Namespace) -> None:

@@ -6,9 +6,9 @@ where it left off. Each window takes the next `bptt` tokens of every row; the tr
 the hidden state from one window into the next and detaches it, so gradients flow back at most
 one window while the state flows forward through the whole text.
 
-    stream  a b c d e f g h i j k l      B = 2  ->  row 0: a b c d e f
-                                                     row 1: g h i j k l
-    windows of 2: inputs [a b | g h], targets [b c | h i]; then [c d | i j] -> [d e | j k] ...
+    stream  a b c d e f g h i j k      B = 2  ->  row 0: a b c d e f
+                                                   row 1: f g h i j k
+    windows of 2: inputs [a b | f g], targets [b c | g h]; then [c d | h i] -> [d e | i j] ...
 """
 
 from __future__ import annotations
@@ -32,27 +32,27 @@ class Window:
 
 
 def layout(ids: Sequence[int], batch_size: int, *, separator: int, pad: bool = False) -> Tensor:
-    """Lays the stream out as B rows, each a contiguous part of `[separator] + ids`.
+    """Lays the stream `[separator] + ids` out as B rows of K + 1 tokens, K predictions each.
 
-    The leading separator gives the first token a context (it begins a line). Without `pad` the
-    tail that does not fill all rows is dropped (training); with `pad` every token is kept and
-    the last row is filled with IGNORE (evaluation).
+    Row i holds stream positions i*K .. i*K + K: consecutive rows share one token (the last
+    input context of row i is the first token of row i + 1), so every token of the stream is a
+    target exactly once. The leading separator gives the first token a context (it begins a
+    line). Without `pad` the tail that does not fill all rows is dropped (training); with `pad`
+    every token is kept and the end of the last row is filled with IGNORE (evaluation).
 
     Returns:
-        (B, N) long tensor; row i holds positions i*N .. (i+1)*N - 1 of the stream.
+        (B, K + 1) long tensor.
     """
     data = [separator, *ids]
-    if pad:
-        width = math.ceil(len(data) / batch_size)
-        data = data + [IGNORE] * (width * batch_size - len(data))
-    else:
-        width = len(data) // batch_size
-        data = data[: width * batch_size]
-    if width < 2:
+    predictions = len(data) - 1
+    per_row = math.ceil(predictions / batch_size) if pad else predictions // batch_size
+    if per_row < 1:
         raise ValueError(
             f"a stream of {len(ids)} tokens is too short for {batch_size} parallel streams"
         )
-    return torch.tensor(data, dtype=torch.long).view(batch_size, width)
+    data = data + [IGNORE] * max(0, batch_size * per_row + 1 - len(data))
+    rows = [data[i * per_row : i * per_row + per_row + 1] for i in range(batch_size)]
+    return torch.tensor(rows, dtype=torch.long)
 
 
 def window_lengths(width: int, bptt: int, *, random_bptt: bool = False, seed: int = 0

@@ -148,7 +148,7 @@ class LMTrainer:
         self.optimizer.step()
         # The state flows on into the next window, but gradients stop here (truncated BPTT).
         self.state = state.detach()
-        return float(loss), grad_norm
+        return float(loss.detach()), grad_norm
 
     def epoch_lengths(self, epoch: int) -> list[int]:
         t = self.cfg.train

@@ -10,7 +10,6 @@ import contextlib
 import logging
 import math
 import platform
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +29,8 @@ from nmt.models.seq2seq import Seq2Seq
 from nmt.training.distributed import DistInfo, barrier, broadcast
 from nmt.training.logbook import Logbook
 from nmt.training.loss import scheduled_sampling_logits, sequence_loss
-from nmt.training.rotation import BEST, average_state_dicts, list_step_checkpoints, save_step
+from nmt.training.export import choose_checkpoints, write_bundle
+from nmt.training.rotation import average_state_dicts, save_step
 from nmt.training.schedule import LRSchedule
 from nmt.translator import Translator
 
@@ -336,29 +336,19 @@ class Trainer:
     def finish(self) -> Path:
         """Exports the bundle: the best checkpoint, or the average of the last N checkpoints."""
         t = self.cfg.train
-        steps = list_step_checkpoints(self.ckpt_dir)
-        if t.average_last > 1 and len(steps) >= 2:
-            chosen = [p for _, p in steps[-t.average_last :]]
-            weights = average_state_dicts(chosen)
-            source = f"average of {', '.join(p.name for p in chosen)}"
-        else:
-            best = self.ckpt_dir / BEST
-            weights = average_state_dicts([best if best.exists() else steps[-1][1]])
-            source = best.name if best.exists() else steps[-1][1].name
+        chosen = choose_checkpoints(self.ckpt_dir, t.average_last)
+        weights = average_state_dicts(chosen)
+        source = chosen[0].name if len(chosen) == 1 else f"average of {', '.join(p.name for p in chosen)}"
         self.model.load_state_dict(weights)
         metadata = self.metadata()
         metadata["weights_from"] = source
         if self.data.valid is not None:
             metadata["valid_scores"] = self.validate()
             log.info("bundle (%s) validation: %s", source, metadata["valid_scores"])
-        bundle = self.run_dir / "bundle"
-        tmp = self.run_dir / "bundle.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        export_bundle(tmp, config=self.cfg, state_dict=weights, src_tokenizer=self.data.src_tokenizer,
-                      tgt_tokenizer=self.data.tgt_tokenizer, metadata=metadata,
-                      half=t.bundle_dtype == "float16")
-        shutil.rmtree(bundle, ignore_errors=True)
-        tmp.rename(bundle)
+        bundle = write_bundle(self.run_dir / "bundle", config=self.cfg, weights=weights,
+                              src_tokenizer=self.data.src_tokenizer,
+                              tgt_tokenizer=self.data.tgt_tokenizer, metadata=metadata,
+                              half=t.bundle_dtype == "float16")
         if self.logbook is not None:
             self.logbook.close()
         log.info("bundle written to %s", bundle)

@@ -33,7 +33,8 @@ def reverse_task(seed: int) -> tuple[list[list[int]], list[list[int]]]:
     return train, held_out
 
 
-def train_reverser(model: Seq2Seq, train: list[list[int]], *, steps: int, lr: float) -> None:
+def train_reverser(model: Seq2Seq, train: list[list[int]], *, steps: int, lr: float,
+                   max_tokens: int) -> None:
     """Adam with a linear decay, on token-budget batches; no label smoothing."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.05, 1 - s / steps))
@@ -41,7 +42,8 @@ def train_reverser(model: Seq2Seq, train: list[list[int]], *, steps: int, lr: fl
     model.train()
     step, epoch = 0, 0
     while step < steps:
-        for indices in token_batches(lengths, max_tokens=512, max_sentences=64, seed=0, epoch=epoch):
+        for indices in token_batches(lengths, max_tokens=max_tokens, max_sentences=max_tokens,
+                                     seed=0, epoch=epoch):
             batch = make_batch([train[i] for i in indices], [train[i][::-1] for i in indices])
             loss, _ = sequence_loss(model(batch), batch.tgt_out, label_smoothing=0.0)
             optimizer.zero_grad()
@@ -64,8 +66,11 @@ def exact_match(model: Seq2Seq, sequences: list[list[int]]) -> float:
     return sum(n[0].tokens == s[::-1] for n, s in zip(nbest, sequences)) / len(sequences)
 
 
-# Attention makes reversal easy; a fixed-size context vector needs more units and steps.
-SETTINGS = {"bahdanau": {"hidden": 32, "steps": 200}, "none": {"hidden": 48, "steps": 450}}
+# Attention makes reversal easy; a fixed-size context vector needs more units and data.
+SETTINGS = {
+    "bahdanau": {"emb": 32, "hidden": 32, "steps": 150, "max_tokens": 512},
+    "none": {"emb": 32, "hidden": 64, "steps": 350, "max_tokens": 1024},
+}
 
 
 @pytest.mark.parametrize("attention", ["none", "bahdanau"])
@@ -74,12 +79,12 @@ def test_tiny_model_learns_to_reverse(cell: str, attention: str) -> None:
     torch.manual_seed(0)
     train, held_out = reverse_task(seed=0)
     size = SETTINGS[attention]
-    cfg = ModelConfig(cell=cell, attention=attention, emb_dim=size["hidden"],
+    cfg = ModelConfig(cell=cell, attention=attention, emb_dim=size["emb"],
                       enc_hidden=size["hidden"], dec_hidden=size["hidden"], attn_dim=size["hidden"],
                       dropout=0.0, emb_dropout=0.0, tie_output=False)
     model = build_model(cfg, src_vocab_size=VOCAB, tgt_vocab_size=VOCAB)
     assert exact_match(model, held_out) < 0.2  # it is not solved before training
-    train_reverser(model, train, steps=size["steps"], lr=0.01)
+    train_reverser(model, train, steps=size["steps"], lr=0.01, max_tokens=size["max_tokens"])
     accuracy = exact_match(model, held_out)
     print(f"exact match {cell}/{attention}: {accuracy:.3f}")
     assert accuracy >= 0.95
