@@ -81,7 +81,7 @@ def safe_load(path: str | Path) -> dict[str, Any]:
             f"{path}: refused to load: the file contains Python objects other than plain data "
             f"(a checkpoint is data, never code){': ' + detail[0][:200] if detail else ''}"
         ) from err
-    except Exception as err:  # unpickling garbage can raise almost anything (KeyError, EOFError, ...)
+    except Exception as err:  # unpickling garbage raises almost anything (KeyError, EOFError)
         first = (str(err).splitlines() or [type(err).__name__])[0]
         raise CheckpointError(
             f"{path}: not a readable checkpoint (truncated or corrupt?): {first[:200]}"

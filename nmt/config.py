@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 import yaml
 
-
 # PyYAML follows YAML 1.1, which reads `5e-4` (no dot) as a string; users mean a number.
 _EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -211,11 +210,22 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: the problem and where it is."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or " ".join(str(err).split())
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+
+
 def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ConfigError(f"override {item!r}: expected section.key=value")
     key, text = item.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(text) if text.strip() else ""
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {item!r}: invalid YAML value: {_yaml_problem(err)}") from err
+    return key.strip().split("."), value
 
 
 def config_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -244,7 +254,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from err
+        raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(err)}") from err
     try:
         return config_from_dict(raw, overrides)
     except ConfigError as err:

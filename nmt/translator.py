@@ -6,6 +6,7 @@ token-budget batches, greedy or beam search under `torch.inference_mode()`, and 
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 import threading
@@ -23,6 +24,7 @@ from nmt.config import Config
 from nmt.data.batching import make_batch, token_batches
 from nmt.data.corpus import normalize
 from nmt.decoding.beam import beam_search
+from nmt.decoding.constraints import StepScorer
 from nmt.decoding.greedy import greedy_search
 from nmt.decoding.hypothesis import Hypothesis
 from nmt.models.seq2seq import Seq2Seq
@@ -81,7 +83,9 @@ def quantize_model(model: Seq2Seq, mode: str) -> Seq2Seq:
 
     Weights become int8, activations are quantised on the fly. The tanh RNN cell (nn.RNN) has no
     dynamic-quantised version in torch, so for `cell: rnn` only the Linear layers are converted.
-    A tied output layer multiplies by the (float) embedding matrix and stays float.
+    A tied output layer gets its own Linear holding a copy of the target embedding, so the
+    largest matrix product of a decoding step (H -> V) runs in int8 too; the embedding lookup
+    itself stays float. The input model is left unchanged.
     """
     if mode not in QUANTIZE_MODES:
         raise TranslatorError(f"quantize must be one of {list(QUANTIZE_MODES)}, got {mode!r}")
@@ -95,7 +99,14 @@ def quantize_model(model: Seq2Seq, mode: str) -> Seq2Seq:
         # for recurrent layers in this torch.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        return torch.ao.quantization.quantize_dynamic(model, layers, dtype=torch.qint8)
+        model = copy.deepcopy(model)
+        decoder = model.decoder
+        if decoder.output is None:
+            weight = decoder.embedding.weight
+            decoder.output = nn.Linear(weight.size(1), weight.size(0), bias=False)
+            decoder.output.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
+        return torch.ao.quantization.quantize_dynamic(model, layers, dtype=torch.qint8,
+                                                      inplace=True)
 
 
 class Translator:
@@ -144,7 +155,8 @@ class Translator:
 
     def translate(self, texts: list[str], *, beam_size: int | None = None, nbest: int = 1,
                   length_penalty: float | None = None, batch_tokens: int | None = None,
-                  return_attention: bool = False, progress: bool = False
+                  max_sentences: int | None = None, return_attention: bool = False,
+                  progress: bool = False, step_scorer: StepScorer | None = None
                   ) -> list[Translation]:
         """Translates `texts`, returning one Translation per text, in input order.
 
@@ -153,6 +165,7 @@ class Translator:
             nbest: candidates per text, at most `beam_size`.
             length_penalty: GNMT alpha; default `config.decode.length_penalty`.
             batch_tokens: source tokens per batch (before beams); default from the config.
+            max_sentences: at most this many inputs (or split parts) per batch; default no cap.
             return_attention: fill `Candidate.attention` (when the model has attention).
             progress: a tqdm bar on stderr.
         """
@@ -167,12 +180,15 @@ class Translator:
                                   f"got {nbest}")
         if batch_tokens < 1:
             raise TranslatorError(f"batch_tokens must be >= 1, got {batch_tokens}")
+        if max_sentences is not None and max_sentences < 1:
+            raise TranslatorError(f"max_sentences must be >= 1, got {max_sentences}")
         with self._lock:
             src_ids = self.src_tokenizer.encode([normalize(t) for t in texts])
             units = self._units(src_ids)
             hyps = self._decode(src_ids, units, beam_size=beam_size, nbest=nbest, alpha=alpha,
-                                batch_tokens=batch_tokens, return_attention=return_attention,
-                                progress=progress)
+                                batch_tokens=batch_tokens, max_sentences=max_sentences,
+                                return_attention=return_attention, progress=progress,
+                                step_scorer=step_scorer)
             parts: list[list[tuple[_Unit, list[Hypothesis]]]] = [[] for _ in texts]
             for unit, unit_hyps in zip(units, hyps, strict=True):
                 parts[unit.text_index].append((unit, unit_hyps))
@@ -219,13 +235,14 @@ class Translator:
         return spans
 
     def _decode(self, src_ids: list[list[int]], units: list[_Unit], *, beam_size: int,
-                nbest: int, alpha: float, batch_tokens: int, return_attention: bool,
-                progress: bool) -> list[list[Hypothesis]]:
+                nbest: int, alpha: float, batch_tokens: int, max_sentences: int | None,
+                return_attention: bool, progress: bool, step_scorer: StepScorer | None = None
+                ) -> list[list[Hypothesis]]:
         dec = self.config.decode
         unit_ids = [src_ids[u.text_index][u.start : u.end] for u in units]
         lengths = [len(ids) + 1 for ids in unit_ids]  # + EOS, as the encoder sees them
         batches = token_batches(lengths, max_tokens=batch_tokens,
-                                max_sentences=max(1, len(units)), seed=None)
+                                max_sentences=max_sentences or max(1, len(units)), seed=None)
         out: list[list[Hypothesis]] = [[] for _ in units]
         with torch.inference_mode(), tqdm(total=len(units), disable=not progress, unit="sent",
                                           file=sys.stderr, leave=False) as bar:
@@ -237,12 +254,13 @@ class Translator:
                     results = greedy_search(
                         self.model, enc, max_len=max_len, length_penalty=alpha,
                         min_len=dec.min_len, no_repeat_ngram=dec.no_repeat_ngram,
-                        return_attention=return_attention)
+                        return_attention=return_attention, step_scorer=step_scorer)
                 else:
                     results = beam_search(
                         self.model, enc, max_len=max_len, beam_size=beam_size, nbest=nbest,
                         length_penalty=alpha, min_len=dec.min_len,
-                        no_repeat_ngram=dec.no_repeat_ngram, return_attention=return_attention)
+                        no_repeat_ngram=dec.no_repeat_ngram, return_attention=return_attention,
+                        step_scorer=step_scorer)
                 for i, hyps in zip(indices, results, strict=True):
                     out[i] = hyps
                 bar.update(len(indices))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import threading
@@ -13,6 +14,10 @@ from service.errors import ApiError
 _WINDOW_S = 60.0
 
 
+def _digest(key: bytes) -> bytes:
+    return hashlib.sha256(key).digest()
+
+
 class AccessGuard:
     """Checks a request's API key and counts it against a sliding one-minute window.
 
@@ -22,7 +27,7 @@ class AccessGuard:
     """
 
     def __init__(self, api_keys: list[str], rate_per_minute: int = 0):
-        self._keys = [k.encode() for k in api_keys]
+        self._keys = [_digest(k.encode()) for k in api_keys]
         self.rate_per_minute = rate_per_minute
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
@@ -31,16 +36,19 @@ class AccessGuard:
     def key_required(self) -> bool:
         return bool(self._keys)
 
-    def check(self, api_key: str | None, client: str) -> None:
+    def check(self, api_key: object, client: str) -> None:
         """Raises ApiError 403 (bad or missing key) or 429 (over the rate)."""
         identity = f"addr:{client}"
         if self._keys:
-            given = (api_key or "").encode()
-            # compare_digest against every key, so timing says nothing about which one matched.
-            matched = [k for k in self._keys if hmac.compare_digest(given, k)]
-            if not api_key or not matched:
+            # A JSON body may carry any type here, and lone surrogates; neither may crash.
+            given = _digest(api_key.encode("utf-8", "surrogatepass")
+                            if isinstance(api_key, str) else b"")
+            # compare_digest against every key, so timing says nothing about which one matched;
+            # comparing fixed-length digests keeps it from revealing the keys' lengths too.
+            matched = [i for i, k in enumerate(self._keys) if hmac.compare_digest(given, k)]
+            if not api_key or not isinstance(api_key, str) or not matched:
                 raise ApiError(403, "Invalid API key")
-            identity = f"key:{self._keys.index(matched[0])}"
+            identity = f"key:{matched[0]}"
         if self.rate_per_minute:
             self._count(identity)
 

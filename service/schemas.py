@@ -83,7 +83,8 @@ class TranslateRequest(BaseModel):
     length_penalty: float | None = Field(default=None, ge=0.0, le=10.0)
     return_scores: bool = True
     return_attention: bool = Field(
-        default=False, description="attention weights (target x source), attention models only")
+        default=False, description="attention weights (target x source), attention models "
+                                   "only; omitted when a text exceeds the model's max_input_tokens")
 
 
 class AttentionResponse(BaseModel):

@@ -61,11 +61,11 @@ def write_toy_corpus(tmp_path: Path) -> Callable[..., dict[str, str]]:
     return write
 
 
-def tiny_config_dict(data: dict[str, str], **sections: dict[str, Any]) -> dict[str, Any]:
+def tiny_config_dict(data_files: dict[str, str], /, **sections: dict[str, Any]) -> dict[str, Any]:
     """A config dict for a seconds-long CPU run; `sections` update the defaults per section."""
     raw: dict[str, Any] = {
         "name": "tiny",
-        "data": {**data, "max_len": 40},
+        "data": {**data_files, "max_len": 40},
         "tokenizer": {"type": "unigram", "vocab_size": 40},
         "model": {"cell": "gru", "emb_dim": 16, "enc_hidden": 16, "dec_hidden": 16,
                   "attn_dim": 16, "dropout": 0.0, "emb_dropout": 0.0},

@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("diagnose", help="model diagnostics (gradient flow)",
                             description="Model diagnostics.")
     tools = parser.add_subparsers(dest="tool", required=True, metavar="TOOL")
-    grad = tools.add_parser("gradients", help="gradient norm per encoder time step, and in training",
+    grad = tools.add_parser("gradients",
+                            help="gradient norm per encoder time step, and in training",
                             description=DESCRIPTION,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     grad.add_argument("--config", type=Path, required=True, help="translation experiment YAML")
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, args.set)
     try:
         data = load_gradient_data(cfg, args.spm_dir or args.report / "spm", src_len=args.src_len,
-                                  tgt_len=args.tgt_len, batch_size=args.batch_size, steps=args.steps, seed=args.seed)
+                                  tgt_len=args.tgt_len, batch_size=args.batch_size,
+                                  steps=args.steps, seed=args.seed)
     except ValueError as err:
         if type(err).__name__ in ("DataError", "TokenizerError", "ConfigError"):
             raise  # main() prints those itself

@@ -46,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     evaluate = cmds.add_parser("evaluate", help="perplexity and bits per character of a text")
     evaluate.add_argument("--model", "-m", required=True, help="LM bundle directory or checkpoint")
     evaluate.add_argument("--text", required=True, help="text file, one line each (plain or .gz)")
-    evaluate.add_argument("--batch-size", type=int, default=16, help="parallel streams (default: 16)")
+    evaluate.add_argument("--batch-size", type=int, default=16,
+                          help="parallel streams (default: 16)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--device", default="cpu")
     evaluate.set_defaults(run=run_evaluate)
@@ -118,7 +119,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
                           **scores.as_dict()}))
         return
     unit = "character" if loaded.vocab.kind == "char" else "subword"
-    print(f"{args.text}: {len(lines)} lines, {scores.tokens} {unit} tokens, {scores.chars} characters")
+    print(f"{args.text}: {len(lines)} lines, {scores.tokens} {unit} tokens, "
+          f"{scores.chars} characters")
     print(f"perplexity (per {unit}): {scores.ppl:.3f}")
     if loaded.vocab.kind != "char":
         print(f"bits per subword: {scores.bits_per_token:.4f}")

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> None:
     from nmt.training.trainer import TrainingError
 
     setup_logging(args.verbose)
+    run_dir = args.resume or args.run_dir
     try:
         if args.resume is not None:
             cfg = resume_config(args.resume, args.set)
@@ -46,5 +47,9 @@ def run(args: argparse.Namespace) -> None:
         bundle = train(cfg, run_dir, device_name=args.device, resume=args.resume is not None)
     except (TrainingError, ValueError) as err:
         raise CommandError(str(err)) from err
+    except OSError as err:  # e.g. the disk filled up mid-run; the last checkpoint is intact
+        where = f" ({err.filename})" if err.filename else ""
+        resume = f"; fix this, then continue with `nmt train --resume {run_dir}`" if run_dir else ""
+        raise CommandError(f"{err.strerror or err}{where}{resume}") from err
     if bundle is not None:
         print(f"model bundle: {bundle}")

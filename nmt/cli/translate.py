@@ -37,6 +37,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="GNMT length penalty alpha (default: the model's)")
     parser.add_argument("--batch-tokens", type=int, default=None,
                         help="source subwords per batch (default: the model's)")
+    parser.add_argument("--lm", metavar="DIR",
+                        help="target-language LM bundle (`nmt lm train`, same target "
+                             "SentencePiece model) for shallow fusion")
+    parser.add_argument("--lm-weight", type=float, default=None,
+                        help="fusion weight: score += W * log p_LM (default with --lm: 0.2)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -71,6 +76,23 @@ def load_translator(args: argparse.Namespace):
                                           num_threads=args.threads)
     except TranslatorError as err:
         raise CommandError(f"--model {args.model}: {err}") from err
+
+
+def load_lm_scorer(args: argparse.Namespace, translator):
+    """The shallow-fusion scorer named by --lm/--lm-weight, or None."""
+    from nmt.cli import CommandError
+    from nmt.lm.fusion import FusionError, fusion_scorer
+
+    if args.lm is None:
+        if args.lm_weight is not None:
+            raise CommandError("--lm-weight needs --lm")
+        return None
+    weight = 0.2 if args.lm_weight is None else args.lm_weight
+    try:
+        return fusion_scorer(args.lm, tgt_tokenizer=translator.tgt_tokenizer, weight=weight,
+                             device=translator.device)
+    except FusionError as err:
+        raise CommandError(f"--lm {args.lm}: {err}") from err
 
 
 def read_input(path: str) -> list[str]:
@@ -115,12 +137,14 @@ def run(args: argparse.Namespace) -> None:
         raise CommandError(f"--nbest {args.nbest} is larger than --beam {args.beam}")
     lines = read_input(args.input)
     translator = load_translator(args)
+    scorer = load_lm_scorer(args, translator)
     beam = args.beam if args.beam is not None else max(args.nbest,
                                                         translator.config.decode.beam_size)
     try:
         translations = translator.translate(
             lines, beam_size=beam, nbest=args.nbest, length_penalty=args.length_penalty,
             batch_tokens=args.batch_tokens, progress=args.input != "-" and not args.quiet,
+            step_scorer=scorer,
         )
     except TranslatorError as err:
         raise CommandError(str(err)) from err

@@ -18,7 +18,8 @@ from nmt.data.dataset import build_tokenizers, read_split
 
 
 def joined_pairs(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], *,
-                 src_len: int, tgt_len: int, count: int, seed: int) -> list[tuple[list[int], list[int]]]:
+                 src_len: int, tgt_len: int, count: int, seed: int
+                 ) -> list[tuple[list[int], list[int]]]:
     """`count` examples, each from consecutive pairs starting at a random pair.
 
     Every source is exactly `src_len - 1` ids (its EOS makes `src_len`), cut inside the last
@@ -50,7 +51,8 @@ def long_batches(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[in
     examples = joined_pairs(src_ids, tgt_ids, src_len=src_len, tgt_len=tgt_len,
                             count=batch_size * n_batches, seed=seed)
     return [make_batch([s for s, _ in chunk], [t for _, t in chunk])
-            for chunk in (examples[k : k + batch_size] for k in range(0, len(examples), batch_size))]
+            for chunk in (examples[k : k + batch_size]
+                          for k in range(0, len(examples), batch_size))]
 
 
 @dataclass(frozen=True)

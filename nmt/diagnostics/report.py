@@ -1,4 +1,4 @@
-"""Diagnostics: the gradient-flow report: per cell, dL/dh_t over time and gradient norms in training.
+"""Diagnostics: the gradient-flow report: per cell, dL/dh_t over time, gradient norms in training.
 
 For each cell the same model config is built (cell swapped), from the same seed:
 1. ||dL/dh_t|| per encoder step on a fixed batch of long real inputs, untrained;
@@ -27,10 +27,11 @@ import matplotlib
 matplotlib.use("Agg")  # reports are written on servers without a display
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from nmt.config import Config  # noqa: E402
-from nmt.diagnostics.long_batches import GradientData  # noqa: E402
 from nmt.diagnostics.gradients import early_late_ratio, step_gradient_norms, train_trace  # noqa: E402
+from nmt.diagnostics.long_batches import GradientData  # noqa: E402
 from nmt.models.seq2seq import build_model  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ CELLS = ("rnn", "gru", "lstm")
 
 
 def diagnosis_model_config(cfg: Config, cell: str, *, keep_attention: bool):
-    """The config's model section with `cell`, a unidirectional encoder and (default) no attention."""
+    """The config's model section with `cell`, a unidirectional encoder and (default) no attention.
+    """
     changes: dict[str, Any] = {"cell": cell, "bidirectional": False}
     if not keep_attention:
         changes["attention"] = "none"
@@ -87,7 +89,7 @@ def run_report(cfg: Config, data: GradientData, cells: Sequence[str], out_dir: P
                 "norms (before clipping) over training steps with and without clipping",
         "data": data.description,
         "src_len": int(data.probe.src.size(1)),
-        "tgt_len_max": int(data.probe.tgt_out.size(1)),
+        "tgt_len_max": int(data.probe.tgt_out.size(1)) if data.probe.tgt_out is not None else 0,
         "batch_size": len(data.probe),
         "train_steps": len(data.train),
         "lr": lr,
@@ -113,10 +115,11 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 
     norms = result["train_grad_norms"]
     steps = len(result["step_grad_norms"]["untrained"]) - 1
+    ratios = result["first_last_ratio"]
     return {
         # Geometric mean of ||dL/dh_(t-1)|| / ||dL/dh_t||: the gradient kept per step back.
-        "per_step_factor_untrained": round(result["first_last_ratio"]["untrained"] ** (1 / steps), 4),
-        "per_step_factor_trained": round(result["first_last_ratio"]["trained"] ** (1 / steps), 4),
+        "per_step_factor_untrained": round(ratios["untrained"] ** (1 / steps), 4),
+        "per_step_factor_trained": round(ratios["trained"] ** (1 / steps), 4),
         "log10_first_over_last_untrained": log10(result["first_last_ratio"]["untrained"]),
         "log10_first_over_last_trained": log10(result["first_last_ratio"]["trained"]),
         "max_grad_norm_unclipped": round(max(norms["unclipped"]), 3),
@@ -129,7 +132,7 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 def plot_step_norms(results: dict[str, Any], path: Path, *, src_len: int) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     try:
-        for ax, stage in zip(axes, ("untrained", "trained")):
+        for ax, stage in zip(axes, ("untrained", "trained"), strict=True):
             for cell, r in results.items():
                 values = [max(v, 1e-300) for v in r["step_grad_norms"][stage]]
                 ax.plot(range(1, len(values) + 1), values, label=cell)
@@ -158,6 +161,7 @@ def plot_training_norms(results: dict[str, Any], path: Path, *, clip_norm: float
                     label=f"{cell}, clipped at {clip_norm:g}")
         ax.axhline(clip_norm, color="grey", linewidth=0.8, linestyle=":")
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("training step")
         ax.set_ylabel("global gradient norm (before clipping)")
         ax.legend(fontsize=7, ncol=2)

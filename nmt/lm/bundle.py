@@ -1,4 +1,4 @@
-"""Language models: LM bundles: a directory whose model.pt holds config, weights and vocabulary as data.
+"""Language models: LM bundles: a directory whose model.pt holds config, weights, vocabulary.
 
 model.pt = {format_version, kind: "lm", config (dict), model (weights), vocab (dict of strings or
 SentencePiece bytes), metadata}; loaded with torch.load(weights_only=True) via nmt.checkpoint.
@@ -62,7 +62,11 @@ def export_lm_bundle(out_dir: str | Path, *, config: LMConfig, state_dict: dict[
 
 
 def load_lm(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedLM:
-    """An LM bundle directory or LM checkpoint `.pt`, in eval mode; CheckpointError names the file."""
+    """An LM bundle directory or LM checkpoint `.pt`, in eval mode.
+
+    Raises:
+        CheckpointError: naming the file, for anything missing, unsafe or inconsistent.
+    """
     weights_path = resolve_weights_path(path)
     obj = safe_load(weights_path)
     if obj.get("kind") not in (LM_KIND, "lm-checkpoint"):
@@ -74,7 +78,8 @@ def load_lm(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedLM
         config = lm_config_from_dict(obj["config"])
         vocab = vocab_from_data(obj["vocab"])
     except (ConfigError, VocabError, TokenizerError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{weights_path}: stored config or vocabulary is invalid: {err}") from err
+        raise CheckpointError(
+            f"{weights_path}: stored config or vocabulary is invalid: {err}") from err
     model = build_lm(config.model, vocab_size=vocab.size)
     try:
         model.load_state_dict(obj["model"])

@@ -41,7 +41,8 @@ class LMModelConfig:
     emb_dim: int = field(default=128, metadata=_range(1, None))
     hidden: int = field(default=512, metadata=_range(1, None))
     layers: int = field(default=1, metadata=_range(1, 16))
-    dropout: float = field(default=0.2, metadata=_range(0.0, 0.95))  # embeddings, between layers, output
+    # On the embeddings, between layers and before the output layer.
+    dropout: float = field(default=0.2, metadata=_range(0.0, 0.95))
     tie_output: bool = True  # output projection shares the embedding matrix
 
 

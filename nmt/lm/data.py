@@ -1,4 +1,4 @@
-"""Language models: from an LM config to its vocabulary and encoded training and validation streams."""
+"""Language models: from an LM config to its vocabulary and encoded training stream."""
 
 from __future__ import annotations
 

@@ -15,9 +15,12 @@ stream the LM was trained on.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import Tensor
 
+from nmt.lm.bundle import load_lm
 from nmt.lm.model import LMState, RecurrentLM
 from nmt.lm.vocab import SubwordVocab, Vocab
 from nmt.tokenization import EOS_ID, Tokenizer
@@ -116,3 +119,16 @@ class LMScorer:
         logits, self._state = self.lm(torch.cat([start, tokens], dim=1))
         self._rows = {h: i for i, h in enumerate(histories)}
         return logits[:, -1].float().log_softmax(dim=-1)
+
+
+def fusion_scorer(lm_path: str | Path, *, tgt_tokenizer: Tokenizer, weight: float,
+                  device: str | torch.device = "cpu") -> LMScorer:
+    """Loads an LM bundle for fusion with a translation model whose target side is `tgt_tokenizer`.
+
+    Raises:
+        CheckpointError: the bundle is missing, unsafe or not an LM.
+        FusionError: the vocabularies differ, or the weight is negative.
+    """
+    loaded = load_lm(lm_path, device=device)
+    check_fusable(loaded.vocab, tgt_tokenizer)
+    return LMScorer(loaded.model, weight=weight)

@@ -43,7 +43,8 @@ class RecurrentLM(nn.Module):
         self.hidden_dim = hidden_dim
         if tie_output:
             # Tying needs the output in embedding space; project first when sizes differ.
-            self.pre_output = nn.Linear(hidden_dim, emb_dim, bias=False) if hidden_dim != emb_dim else None
+            self.pre_output = (nn.Linear(hidden_dim, emb_dim, bias=False)
+                               if hidden_dim != emb_dim else None)
             self.output = None
         else:
             self.pre_output = None

@@ -1,4 +1,4 @@
-"""Language models: one LM training run from a config: run directory, data, model, resume, trainer."""
+"""Language models: one training run from a config: run directory, data, model, resume, trainer."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 def resume_lm_config(run_dir: Path, overrides: list[str]) -> LMConfig:
     path = run_dir / CONFIG_FILE
     if not path.exists():
-        raise LMTrainingError(f"cannot resume: {path} not found (is {run_dir} an LM run directory?)")
+        raise LMTrainingError(
+            f"cannot resume: {path} not found (is {run_dir} an LM run directory?)")
     return load_lm_config(path, overrides)
 
 

@@ -39,7 +39,7 @@ def sample(model: RecurrentLM, vocab: Vocab, *, prompt: str = "", length: int = 
     out: list[list[int]] = [[] for _ in range(num_samples)]
     for _ in range(length):
         nxt = _draw(last, temperature, top_k, generator)  # (B,)
-        for row, token in zip(out, nxt.tolist()):
+        for row, token in zip(out, nxt.tolist(), strict=True):
             row.append(token)
         logits, state = model(nxt[:, None], state)
         last = logits[:, 0].float()

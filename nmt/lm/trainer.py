@@ -180,7 +180,8 @@ class LMTrainer:
             stop = t.patience > 0 and self.pos.since_best >= t.patience
             self.logbook.log("valid", self.pos.step, {"epoch": self.pos.epoch, **result})
             log.info("validation at step %d: %s%s", self.pos.step,
-                     " ".join(f"{k}={v:.4g}" for k, v in result.items()), " (best)" if is_best else "")
+                     " ".join(f"{k}={v:.4g}" for k, v in result.items()),
+                     " (best)" if is_best else "")
         else:
             self.pos.best_step = self.pos.step
         save_step(self.checkpoint_state(), self.ckpt_dir, self.pos.step, keep_last=t.keep_last,

@@ -1,4 +1,4 @@
-"""Language models: vocabularies: characters (saved as data) or the product's SentencePiece subwords.
+"""Language models: vocabularies: characters (saved as data) or the product's SentencePiece pieces.
 
 Both turn lines into one token stream in which every line ends with a separator token (the
 newline character, or EOS for subwords), so the model learns where sentences end and the state
@@ -76,7 +76,8 @@ class SubwordVocab:
 
     def decode(self, ids: Sequence[int]) -> str:
         """EOS becomes a newline; PAD and BOS are dropped."""
-        lines, current = [], []
+        lines: list[str] = []
+        current: list[int] = []
         for i in ids:
             if i == EOS_ID:
                 lines.append(self.tokenizer.decode(current))

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from nmt.models.attention import build_attention
 from nmt.models.encoder import EncoderOutput, make_rnn
+from nmt.models.kernels import apply_linear, can_step_gru, gru_step, linear
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,17 @@ class RNNDecoder(nn.Module):
     def logits(self, attentional: Tensor) -> Tensor:
         """(..., H) -> (..., V)."""
         x = self.dropout(attentional)
-        if self.output is not None:
-            return self.output(x)
         if self.pre_output is not None:
-            x = self.pre_output(x)
-        return x @ self.embedding.weight.t()
+            x = apply_linear(self.pre_output, x)
+        if self.output is not None:
+            # Untied, or tied but given its own (int8) copy by `quantize_model`.
+            return apply_linear(self.output, x)
+        return linear(x, self.embedding.weight)
 
     def _rnn(self, inputs: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor | None]:
+        if inputs.size(1) == 1 and can_step_gru(self.rnn, inputs):
+            h = gru_step(self.rnn, inputs[:, 0], state.hidden)  # (L, B, H)
+            return h[-1].unsqueeze(1), h, None
         if self.cell == "lstm":
             out, (h, c) = self.rnn(inputs, (state.hidden, state.cell))
             return out, h, c
@@ -83,7 +88,7 @@ class RNNDecoder(nn.Module):
             weights = None
         else:
             context, weights = self.attention(rnn_out, enc.proj_keys, enc.outputs, enc.mask)
-        return torch.tanh(self.combine(torch.cat([rnn_out, context], dim=-1))), weights
+        return apply_linear(self.combine, torch.cat([rnn_out, context], dim=-1), tanh=True), weights
 
     def forward(self, tgt_in: Tensor, state: DecoderState, enc: EncoderOutput) -> Tensor:
         """Teacher forcing over a whole target.

@@ -33,12 +33,24 @@ def list_step_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
 
 def save_step(obj: dict, ckpt_dir: Path, step: int, *, keep_last: int, is_best: bool) -> Path:
     path = step_path(ckpt_dir, step)
-    atomic_save(obj, path)
+    # best.pt first: a crash between the two writes then leaves best.pt newer than the latest
+    # step file, and the resumed run rewrites both identically. The other order could leave a
+    # step file that says "I am the best" beside an older best.pt, which the bundle would use.
     if is_best:
         atomic_save(obj, ckpt_dir / BEST)
+    atomic_save(obj, path)
     for _, old in list_step_checkpoints(ckpt_dir)[:-keep_last]:
         old.unlink(missing_ok=True)
     return path
+
+
+def remove_stale_temp_files(ckpt_dir: Path) -> None:
+    """Deletes the temporary files of checkpoint writes a crash interrupted (never loaded)."""
+    if not ckpt_dir.is_dir():
+        return
+    for path in ckpt_dir.glob(".*.tmp"):
+        log.info("removing %s, left by an interrupted checkpoint write", path.name)
+        path.unlink(missing_ok=True)
 
 
 def load_latest(ckpt_dir: Path) -> dict | None:

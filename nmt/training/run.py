@@ -13,7 +13,7 @@ from nmt.data.dataset import load_training_data
 from nmt.models.seq2seq import build_model
 from nmt.runtime import pick_device, seed_everything, set_threads
 from nmt.training.distributed import DistInfo, barrier, init_distributed, shutdown
-from nmt.training.rotation import load_latest
+from nmt.training.rotation import load_latest, remove_stale_temp_files
 from nmt.training.trainer import Trainer, TrainingError
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, dist_info: DistInfo
                     "to continue it, or choose another --run-dir"
                 )
             save_config(cfg, run_dir / CONFIG_FILE)
+        else:
+            remove_stale_temp_files(run_dir / "checkpoints")
     seed_everything(cfg.train.seed)
     # Rank 0 trains (or finds) the SentencePiece models; the others then read its cache.
     if dist_info.is_main:
@@ -82,6 +84,9 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, dist_info: DistInfo
              data.tgt_tokenizer.vocab_size, device, dist_info.world_size)
     if len(data.train) == 0:
         raise TrainingError("no training pairs left after filtering; check data.max_len and the files")
+    if data.valid is not None and len(data.valid) == 0:
+        # Validation would divide by zero tokens, after the first epoch rather than now.
+        raise TrainingError("the validation set is empty; check data.valid_* or leave them unset")
     seed_everything(cfg.train.seed)
     model = build_model(cfg.model, src_vocab_size=data.src_tokenizer.vocab_size,
                         tgt_vocab_size=data.tgt_tokenizer.vocab_size).to(device)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.parse
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -49,6 +50,13 @@ async def _read_fields(request: Request) -> dict[str, Any]:
     """The request's fields from a JSON object or from form data, as LibreTranslate accepts."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        if ctype == "application/x-www-form-urlencoded":
+            # The form parser would turn bad bytes into U+FFFD and translate those; refuse them.
+            raw = await request.body()
+            try:
+                urllib.parse.unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ApiError(400, "Invalid request: the body is not valid UTF-8") from None
         try:
             form = await request.form()
         except BodyTooLarge:
@@ -73,6 +81,10 @@ async def _read_fields(request: Request) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise ApiError(400, f"Invalid request: the body is not valid JSON ({err.msg} at "
                             f"position {err.pos})") from None
+    except (RecursionError, ValueError):
+        # json.loads recurses per nesting level and refuses integers over 4300 digits.
+        raise ApiError(400, "Invalid request: the body is not valid JSON (nested too deeply "
+                            "or a number too large)") from None
     if not isinstance(data, dict):
         raise ApiError(400, "Invalid request: the body must be a JSON object")
     return data

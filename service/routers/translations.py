@@ -41,9 +41,15 @@ async def translate(req: TranslateRequest, settings: SettingsDep, registry: Regi
                             f"(loaded: {pairs})") from None
     if req.return_attention and not entry.translator.has_attention:
         raise ApiError(400, f"return_attention: model {entry.name} has no attention")
+    want_attention = req.return_attention
+    if want_attention:
+        # Attention is (T, S) per text. Past the model's input limit a text is split and the
+        # matrix grows with the square of its length (a 5000-subword text: 25M numbers), so a
+        # request holding such a text gets no attention rather than exhausting memory.
+        longest = max(entry.translator.count_tokens(req.texts), default=0)
+        want_attention = longest <= entry.translator.max_input_tokens
     options = decode_options(settings, entry, beam_size=req.beam_size, nbest=req.nbest,
-                             length_penalty=req.length_penalty,
-                             return_attention=req.return_attention)
+                             length_penalty=req.length_penalty, return_attention=want_attention)
     result = await translate_texts(entry, req.texts, options, settings)
     results = []
     for tr in result.translations:

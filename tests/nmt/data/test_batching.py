@@ -91,7 +91,8 @@ def test_make_batch_places_bos_eos_and_masks() -> None:
     assert batch.tgt_in.tolist() == [[BOS_ID, 9, PAD_ID, PAD_ID, PAD_ID], [BOS_ID, 10, 11, 12, 13]]
     assert batch.tgt_out.tolist() == [[9, EOS_ID, PAD_ID, PAD_ID, PAD_ID], [10, 11, 12, 13, EOS_ID]]
     # tgt_out is tgt_in shifted left by one, with EOS where tgt_in had the last token
-    assert (batch.tgt_in[:, 1:] == batch.tgt_out[:, :-1]).logical_or(batch.tgt_out[:, :-1] == EOS_ID).all()
+    shifted = batch.tgt_in[:, 1:] == batch.tgt_out[:, :-1]
+    assert shifted.logical_or(batch.tgt_out[:, :-1] == EOS_ID).all()
     assert batch.num_tgt_tokens == 1 + 1 + 4 + 1
     assert len(batch) == 2
 

@@ -68,7 +68,7 @@ def test_invalid_utf8_skip_drops_the_pair_and_keeps_alignment(tmp_path: Path) ->
     with pytest.raises(DataError, match=r"s\.txt:2"):
         read_parallel(src, tgt)
     corpus = read_parallel(src, tgt, on_bad_line="skip")
-    assert list(zip(corpus.src, corpus.tgt)) == [("s1", "t1"), ("s3", "t3")]
+    assert list(zip(corpus.src, corpus.tgt, strict=True)) == [("s1", "t1"), ("s3", "t3")]
     assert corpus.stats.counts["invalid UTF-8"] == 2
     assert len(corpus) + sum(corpus.stats.counts.values()) == 4
 
@@ -87,7 +87,7 @@ def test_truncated_gzip_is_data_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_tsv_reads_pairs(tmp_path: Path, gz: bool) -> None:
-    path = write(tmp_path / "p.tsv", "ein  Hund\ta dog\r\nKatze\tcat\n".encode(), gz=gz)
+    path = write(tmp_path / "p.tsv", b"ein  Hund\ta dog\r\nKatze\tcat\n", gz=gz)
     corpus = read_tsv(path)
     assert corpus.src == ["ein Hund", "Katze"]
     assert corpus.tgt == ["a dog", "cat"]
@@ -99,7 +99,7 @@ def test_tsv_wrong_column_count_names_file_and_line(tmp_path: Path, line: bytes)
     with pytest.raises(DataError, match=r"p\.tsv:2.*columns"):
         read_tsv(path)
     corpus = read_tsv(path, on_bad_line="skip")
-    assert list(zip(corpus.src, corpus.tgt)) == [("x", "y"), ("z", "w")]
+    assert list(zip(corpus.src, corpus.tgt, strict=True)) == [("x", "y"), ("z", "w")]
     assert corpus.stats.counts["wrong column count"] == 1
 
 

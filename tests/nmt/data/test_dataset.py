@@ -88,7 +88,7 @@ def test_encode_corpus_counts_what_it_filters(tmp_path: Path) -> None:
     assert encoded.src_text == ["a b c", "a b"]
     assert len(encoded) + sum(encoded.stats.counts.values()) == len(src)
     assert encoded.lengths() == [max(len(s), len(t)) + 1
-                                 for s, t in zip(encoded.src_ids, encoded.tgt_ids)]
+                                 for s, t in zip(encoded.src_ids, encoded.tgt_ids, strict=True)]
     assert EOS_ID not in encoded.src_ids[0]
 
 

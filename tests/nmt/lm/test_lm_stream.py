@@ -11,7 +11,7 @@ from nmt.lm.data import load_lm_data
 from nmt.lm.model import build_lm
 from nmt.lm.stream import IGNORE, layout, window_lengths, windows
 from nmt.lm.trainer import LMTrainer
-from tests.nmt.lm.conftest import caption_lines, tiny_lm_config
+from tests.nmt.lm.toy import caption_lines, tiny_lm_config
 
 
 def test_rows_are_contiguous_parts_sharing_one_token() -> None:
@@ -36,7 +36,7 @@ def test_each_row_continues_where_it_left_off() -> None:
         targets = torch.cat([w.targets[row] for w in wins])
         assert inputs.tolist() == data[row, :-1].tolist()
         assert targets.tolist() == data[row, 1:].tolist()
-    for prev, nxt in zip(wins, wins[1:]):
+    for prev, nxt in zip(wins, wins[1:], strict=False):
         assert nxt.start == prev.start + prev.inputs.size(1)
         # The next window's first input is the previous window's last target.
         assert torch.equal(nxt.inputs[:, 0], prev.targets[:, -1])
@@ -66,7 +66,7 @@ def test_state_is_carried_across_windows_and_detached(tmp_path: Path, write_text
         calls = []
         forward = trainer.model.forward
 
-        def spy(tokens, state=None, forward=forward):
+        def spy(tokens, state=None, forward=forward, calls=calls):
             logits, out = forward(tokens, state)
             calls.append({"tokens": tokens, "state_in": state, "state_out": out, "logits": logits})
             return logits, out

@@ -1,0 +1,84 @@
+"""Models: inference kernels for the CPU: oneDNN matrix products and a one-step GRU cell.
+
+On the CPUs we serve from, torch's default fp32 GEMM (MKL) runs well below what oneDNN's
+AVX-512 kernels reach (benchmarks/RESULTS.md measures both: about 2.5x at decoding shapes), so
+decoding routes its Linear layers through `torch.ops.mkldnn._linear_pointwise`. The fast path is
+taken only where it is exact in meaning: float32 CPU tensors, autograd off (training keeps
+torch's own kernels and their backward), plain `nn.Linear`/`nn.GRU` modules (int8-quantised ones
+run their own kernels). Results differ from the default kernels only by float rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+_MKLDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+_enabled = True
+
+
+def use_fast_kernels(enabled: bool) -> None:
+    """Turns the fast path on (the default) or off, e.g. to compare the two in a benchmark."""
+    global _enabled
+    _enabled = enabled
+
+
+def _fast(x: Tensor, weight: Tensor) -> bool:
+    return (_enabled and _MKLDNN and x.device.type == "cpu" and x.dtype == torch.float32
+            and weight.dtype == torch.float32 and not torch.is_grad_enabled())
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, tanh: bool = False
+           ) -> Tensor:
+    """x @ weight.T + bias, optionally followed by tanh (fused on the fast path).
+
+    Args:
+        x: (..., I).
+        weight: (O, I).
+        bias: (O,) or None.
+    """
+    if _fast(x, weight):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "tanh" if tanh else "none",
+                                                  [], "")
+    out = F.linear(x, weight, bias)
+    return out.tanh() if tanh else out
+
+
+def apply_linear(module: nn.Module, x: Tensor, *, tanh: bool = False) -> Tensor:
+    """`module(x)` (then tanh), through `linear` when `module` is a plain float nn.Linear."""
+    if type(module) is nn.Linear:
+        return linear(x, module.weight, module.bias, tanh=tanh)
+    out = module(x)
+    return out.tanh() if tanh else out
+
+
+def can_step_gru(rnn: nn.Module, x: Tensor) -> bool:
+    """True when `gru_step` may replace `rnn` for one time step."""
+    return (type(rnn) is nn.GRU and not rnn.bidirectional and rnn.bias
+            and _fast(x, rnn.weight_ih_l0))
+
+
+def gru_step(rnn: nn.GRU, x: Tensor, hidden: Tensor) -> Tensor:
+    """One time step of a (multi-layer) unidirectional GRU, as nn.GRU computes it.
+
+    Args:
+        x: (B, I) input.
+        hidden: (L, B, H) previous state.
+
+    Returns:
+        (L, B, H) next state; its last layer is the step's output.
+    """
+    layers = []
+    for layer in range(rnn.num_layers):
+        h = hidden[layer]
+        gi = linear(x, getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"bias_ih_l{layer}"))
+        gh = linear(h, getattr(rnn, f"weight_hh_l{layer}"), getattr(rnn, f"bias_hh_l{layer}"))
+        i_r, i_z, i_n = gi.chunk(3, dim=1)
+        h_r, h_z, h_n = gh.chunk(3, dim=1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(torch.addcmul(i_n, r, h_n))
+        x = torch.lerp(n, h, z)  # (1 - z) * n + z * h
+        layers.append(x)
+    return torch.stack(layers)

@@ -1,0 +1,86 @@
+"""DDP on the CPU: two gloo processes train the same toy config and end with identical weights."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.multiprocessing as mp
+
+from nmt.checkpoint import load_model, safe_load
+from nmt.config import config_from_dict
+from nmt.training.rotation import list_step_checkpoints
+
+WORLD_SIZE = 2
+TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def worker(rank: int, raw_cfg: dict[str, Any], run_dir: str, dump_dir: str, port: int) -> None:
+    """One torchrun-like process: environment as torchrun sets it, then the product's train()."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(WORLD_SIZE), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from nmt.training import trainer as trainer_module
+    from nmt.training.run import train
+
+    real_train = trainer_module.Trainer.train
+
+    def train_and_dump(self: trainer_module.Trainer):
+        result = real_train(self)
+        if rank != 0:  # rank 0's model is replaced by the bundle's weights in finish()
+            torch.save(self.model.state_dict(), Path(dump_dir) / f"rank{rank}.pt")
+        torch.save({"step": self.pos.step}, Path(dump_dir) / f"rank{rank}-pos.pt")
+        return result
+
+    trainer_module.Trainer.train = train_and_dump  # type: ignore[method-assign]  # a spy
+    train(config_from_dict(raw_cfg), Path(run_dir), device_name="cpu")
+
+
+def test_two_cpu_processes_agree(tmp_path: Path, write_toy_corpus, tiny_config) -> None:
+    data = write_toy_corpus(n_train=120, n_valid=12)
+    max_steps = 3
+    raw = tiny_config(data, model={"dropout": 0.1},
+                      train={"max_steps": max_steps, "valid_every": 0, "valid_metric": "loss"})
+    run_dir, dump_dir = tmp_path / "run", tmp_path / "dump"
+    dump_dir.mkdir()
+    context = mp.start_processes(worker, args=(raw, str(run_dir), str(dump_dir), free_port()),
+                                 nprocs=WORLD_SIZE, join=False, start_method="spawn")
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while not context.join(timeout=0.5):  # raises if a rank failed
+            assert time.monotonic() < deadline, "DDP training did not finish in time"
+    finally:
+        for proc in context.processes:
+            if proc.is_alive():
+                proc.kill()
+
+    for rank in range(WORLD_SIZE):
+        assert safe_load_plain(dump_dir / f"rank{rank}-pos.pt")["step"] == max_steps
+    steps = list_step_checkpoints(run_dir / "checkpoints")
+    assert steps[-1][0] == max_steps
+    rank0 = safe_load(steps[-1][1])["model"]
+    rank1 = safe_load_plain(dump_dir / "rank1.pt")
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:
+        torch.testing.assert_close(rank1[key], rank0[key], atol=1e-6, rtol=0)
+
+    # only rank 0 wrote the run directory, and its bundle holds the trained weights
+    loaded = load_model(run_dir / "bundle")
+    assert loaded.metadata["world_size"] == WORLD_SIZE
+    initial = safe_load(steps[0][1])["model"] if len(steps) > 1 else None
+    assert initial is None or any(not torch.equal(initial[k], rank0[k]) for k in rank0)
+    assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) == 1
+
+
+def safe_load_plain(path: Path) -> Any:
+    return torch.load(path, map_location="cpu", weights_only=True)
