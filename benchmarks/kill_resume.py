@@ -34,6 +34,7 @@ if str(REPO) not in sys.path:
 
 from nmt.checkpoint import CheckpointError, safe_load  # noqa: E402 - after the path set-up
 
+FINISHED = "finished before the kill"
 LEXICON = {"der": "the", "hund": "dog", "katze": "cat", "rennt": "runs", "schläft": "sleeps",
            "rot": "red", "blau": "blue", "groß": "big", "klein": "small", "vogel": "bird"}
 
@@ -128,7 +129,7 @@ def kill_when(proc: subprocess.Popen, run_dir: Path, *, mode: str, delay_s: floa
             break
         time.sleep(0.0005 if mode == "tmp" else 0.01)
     if proc.poll() is not None:
-        return "finished before the kill"
+        return FINISHED
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     if temp_files(run_dir):
@@ -156,11 +157,11 @@ def trial(config: Path, run_dir: Path, reference: dict[str, torch.Tensor], rng: 
     for _ in range(kills):
         proc = start(args, log)
         mode = rng.choice(["delay", "tmp"])
-        where = kill_when(proc, run_dir, mode=mode, delay_s=rng.uniform(0.0, run_seconds),
+        where = kill_when(proc, run_dir, mode=mode, delay_s=rng.uniform(0.0, 0.7 * run_seconds),
                           after_checkpoints=rng.randint(0, 4))
         result.kills.append(where)
         result.problems += checkpoint_problems(run_dir)
-        if where == "finished before the kill":
+        if where == FINISHED:
             break
         if (run_dir / "config.yaml").exists():
             args = train_command("--resume", str(run_dir))
@@ -209,8 +210,10 @@ def main() -> None:
                   f"problems {r.problems or 'none'}, {r.seconds:.0f} s", flush=True)
     summary = {
         "trials": len(results),
-        "kills": sum(len(r.kills) for r in results),
-        "kills_by_moment": dict(Counter(k for r in results for k in r.kills)),
+        "kills": sum(k != FINISHED for r in results for k in r.kills),
+        "kills_by_moment": dict(Counter(k for r in results for k in r.kills if k != FINISHED)),
+        "runs_that_finished_before_their_kill": sum(k == FINISHED for r in results
+                                                    for k in r.kills),
         "resumes": sum(r.resumes for r in results),
         "trials_matching_reference": sum(r.max_diff <= 1e-6 and not r.problems for r in results),
         "largest_difference": max(r.max_diff for r in results),

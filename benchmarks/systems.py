@@ -49,19 +49,23 @@ def sizes(ws: Workspace) -> dict[str, int]:
 
 # ---------------------------------------------------------------- training commands
 def train_command(system: str, ws: Workspace, *, threads: int, input_feeding: bool = False,
-                  max_steps: int = 0, out: Path | None = None, log_every: int = 10) -> Command:
-    """The command that trains `system` from scratch into `out` (default ws.models(system))."""
+                  max_steps: int = 0, out: Path | None = None, log_every: int = 10,
+                  resume_from: str | None = None) -> Command:
+    """The command that trains `system` into `out` (default ws.models(system)): from scratch,
+    or (peers only) on from the checkpoint `resume_from`, weights and optimizer state."""
     out = out or ws.models(system + ("-if" if input_feeding else ""))
     out.mkdir(parents=True, exist_ok=True)
     env = thread_env(threads)
     if system == "nmt":
         return Command(_nmt_train(ws, out, threads, input_feeding, max_steps, log_every), env)
     if system == "opennmt-py":
+        resume = ["-train_from", resume_from] if resume_from else []
         return Command([str(venv_python(system)), str(ENTRY / "onmt_entry.py"), "train",
-                        "-config", str(_onmt_config(ws, out, max_steps, log_every))], env)
+                        "-config", str(_onmt_config(ws, out, max_steps, log_every)), *resume],
+                       env)
     if system == "joeynmt":
         return Command([str(venv_python(system)), str(ENTRY / "joey_entry.py"), "train",
-                        str(_joey_config(ws, out, max_steps, log_every))], env)
+                        str(_joey_config(ws, out, max_steps, log_every, resume_from))], env)
     raise ValueError(system)
 
 
@@ -122,7 +126,8 @@ def _onmt_config(ws: Workspace, out: Path, max_steps: int, log_every: int) -> Pa
     return _write_config(out, cfg)
 
 
-def _joey_config(ws: Workspace, out: Path, max_steps: int, log_every: int) -> Path:
+def _joey_config(ws: Workspace, out: Path, max_steps: int, log_every: int,
+                 resume_from: str | None = None) -> Path:
     s = sizes(ws)
     side = {"level": "bpe", "lowercase": False, "max_length": 100,
             "voc_file": str(ws.vocab("joey")), "tokenizer_type": "sentencepiece",
@@ -149,6 +154,7 @@ def _joey_config(ws: Workspace, out: Path, max_steps: int, log_every: int) -> Pa
             "validation_freq": CKPT_EVERY, "logging_freq": log_every, "eval_metrics": ["bleu"],
             "early_stopping_metric": "ppl", "keep_best_ckpts": 2, "overwrite": True,
             "shuffle": True, "print_valid_sents": [], "model_dir": str(out),
+            **({"load_model": resume_from} if resume_from else {}),
         },
         "model": {
             "initializer": "xavier_uniform", "bias_initializer": "zeros",

@@ -21,12 +21,22 @@ from benchmarks.workspace import Workspace
 
 
 def train_for_budget(ws: Workspace, systems: list[str], *, minutes: float, threads: int = 1,
-                     log=print) -> dict[str, dict]:
-    """Trains each system from scratch for `minutes`, concurrently; returns what each reached."""
+                     resume: bool = False, log=print) -> dict[str, dict]:
+    """Trains each system for `minutes`, concurrently; returns what each reached.
+
+    With `resume` (peers only), each goes on from its newest checkpoint, which is first copied
+    out of the model directory (JoeyNMT empties that directory when it starts).
+    """
     procs: dict[str, tuple[subprocess.Popen, object]] = {}
     for system in systems:
-        fresh_dir(ws.models(system))
-        cmd = train_command(system, ws, threads=threads)
+        resume_from = None
+        if resume:
+            latest = latest_checkpoint(ws, system)["path"]
+            resume_from = str(ws.models(system).parent / f"{system}.resume{Path(latest).suffix}")
+            shutil.copy(latest, resume_from)
+        else:
+            fresh_dir(ws.models(system))
+        cmd = train_command(system, ws, threads=threads, resume_from=resume_from)
         out = ws.models(system)
         handle = open(out.parent / f"{system}.train.out", "w", encoding="utf-8")  # noqa: SIM115
         log(f"training {system} for {minutes:g} min ({threads} thread)")
@@ -90,7 +100,8 @@ def _rates(system: str, out: Path) -> list[tuple[int, float]]:
 
         rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
         return [(r["step"], r["tokens_per_s"]) for r in rows if r["kind"] == "train"]
-    log_file = out / "train.log" if system == "opennmt-py" else out / "train.log"
+    # OpenNMT-py reports steps on stdout (captured beside `out`); JoeyNMT in its train.log.
+    log_file = out.parent / f"{system}.out" if system == "opennmt-py" else out / "train.log"
     rates = []
     for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines():
         m = LOG_PATTERNS[system].search(line)

@@ -38,6 +38,7 @@ class Logbook:
                 self.tb.add_scalar(f"{kind}/{key}", value, step)
 
     def close(self) -> None:
+        """Idempotent: the trainer closes the logbook on every way out."""
         self.jsonl.close()
         self.csv_file.close()
         self.tb.close()

@@ -49,9 +49,22 @@ def train(cfg: Config, run_dir: Path, *, device_name: str | None = None, resume:
     """Trains to the end and returns the bundle directory (None on ranks other than 0)."""
     device = pick_device(device_name)
     dist_info = init_distributed(device)
+    package_log = logging.getLogger("nmt")
+    handler, old_level = None, package_log.level
     try:
+        if dist_info.is_main:
+            check_run_dir(run_dir)
+            handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            package_log.addHandler(handler)
+            if package_log.getEffectiveLevel() > logging.INFO:
+                package_log.setLevel(logging.INFO)  # train.log gets progress even without -v
         return _train(cfg, run_dir, device, dist_info, resume)
     finally:
+        if handler is not None:
+            package_log.removeHandler(handler)
+            package_log.setLevel(old_level)
+            handler.close()
         shutdown(dist_info)
 
 
@@ -59,10 +72,6 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, dist_info: DistInfo
            ) -> Path | None:
     set_threads(cfg.train.num_threads)
     if dist_info.is_main:
-        check_run_dir(run_dir)
-        handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logging.getLogger().addHandler(handler)
         if not resume:
             if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
                 raise TrainingError(

@@ -278,6 +278,13 @@ class Trainer:
     # ----------------------------------------------------------------- loop
     def train(self) -> Path | None:
         """Runs to the end (epochs, max_steps or early stop); returns the bundle directory (rank 0)."""
+        try:
+            return self._train_loop()
+        finally:
+            if self.logbook is not None:
+                self.logbook.close()
+
+    def _train_loop(self) -> Path | None:
         t = self.cfg.train
         self.model.train()
         stop = False
@@ -349,7 +356,5 @@ class Trainer:
                               src_tokenizer=self.data.src_tokenizer,
                               tgt_tokenizer=self.data.tgt_tokenizer, metadata=metadata,
                               half=t.bundle_dtype == "float16")
-        if self.logbook is not None:
-            self.logbook.close()
         log.info("bundle written to %s", bundle)
         return bundle

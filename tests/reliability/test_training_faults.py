@@ -14,6 +14,7 @@ import pytest
 import nmt.checkpoint as checkpoint
 import nmt.training.run as run_module
 from benchmarks.kill_resume import (
+    FINISHED,
     bundle_weights,
     checkpoint_problems,
     kill_when,
@@ -49,7 +50,7 @@ def test_sigkill_during_a_checkpoint_write_then_resume(experiment: Path, referen
     log = tmp_path / "train.log"
     proc = start(train_command("--config", str(experiment), "--run-dir", str(run_dir)), log)
     where = kill_when(proc, run_dir, mode="tmp", delay_s=0, after_checkpoints=1)
-    assert where != "finished before the kill", log.read_text()[-2000:]
+    assert where != FINISHED, log.read_text()[-2000:]
     # Whatever the moment, every checkpoint under its real name is whole.
     assert checkpoint_problems(run_dir) == []
     assert list_step_checkpoints(run_dir / "checkpoints")
