@@ -128,14 +128,21 @@ def _start(model: Seq2Seq, enc: EncoderOutput, max_lens: Tensor, k: int, *, keep
 
 
 def _top_extensions(scores: Tensor, log_probs: Tensor) -> _Top:
-    """scores (N, K) + log_probs (N * K, V) -> the 2K best extensions per sentence."""
+    """scores (N, K) + log_probs (N * K, V) -> the 2K best extensions per sentence.
+
+    A sentence's 2K best extensions are among the 2K best tokens of each of its beams (adding a
+    beam's score keeps the order of its tokens), so each row is cut to its 2K best first and
+    only the K * 2K survivors are ranked: no (N, K * V) sum is ever made.
+    """
     n, k = scores.shape
-    vocab = log_probs.size(1)
-    cand = (scores.view(-1, 1) + log_probs).view(n, k * vocab)  # (N, K * V)
-    top_scores, top_idx = cand.topk(min(2 * k, k * vocab), dim=1)  # (N, 2K)
-    beam = torch.div(top_idx, vocab, rounding_mode="floor")
+    width = min(2 * k, log_probs.size(1))
+    row_scores, row_tokens = log_probs.topk(width, dim=1)  # (N * K, W), best first
+    cand = (scores.view(-1, 1) + row_scores).view(n, k * width)  # (N, K * W)
+    top_scores, top_idx = cand.topk(min(2 * k, k * width), dim=1)  # (N, 2K)
+    beam = torch.div(top_idx, width, rounding_mode="floor")
     base = torch.arange(n, device=scores.device)[:, None] * k
-    return _Top(scores=top_scores, rows=base + beam, tokens=top_idx - beam * vocab)
+    tokens = row_tokens.view(n, k * width).gather(1, top_idx)
+    return _Top(scores=top_scores, rows=base + beam, tokens=tokens)
 
 
 def _finish(beams: _Beams, top: _Top, step: int, alpha: float,
