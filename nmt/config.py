@@ -10,14 +10,18 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
 # PyYAML follows YAML 1.1, which reads `5e-4` (no dot) as a string; users mean a number.
 _EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -228,8 +232,9 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def config_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Builds and validates a Config from a plain dict plus `a.b=value` overrides."""
+def build_config(cls: type[T], raw: dict[str, Any], overrides: Sequence[str] = ()) -> T:
+    """Builds and validates a config dataclass (`Config`, or another with the same machinery)
+    from a plain dict plus `a.b=value` overrides."""
     raw = _deep_copy(raw or {})
     for item in overrides:
         path, value = _parse_override(item)
@@ -239,22 +244,32 @@ def config_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part} is not a section")
         node[path[-1]] = value
-    cfg = _build(Config, raw, "")
+    cfg = _build(cls, raw, "")
     cfg.validate_semantics()
     return cfg
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Loads a YAML experiment file; relative data paths are kept as written (cwd-relative)."""
+def read_yaml(path: str | Path) -> Any:
+    """The parsed YAML file; unreadable files and bad YAML are ConfigErrors naming the file."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
     try:
-        raw = yaml.safe_load(text) or {}
+        return yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(err)}") from err
+
+
+def config_from_dict(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Config:
+    """Builds and validates a Config from a plain dict plus `a.b=value` overrides."""
+    return build_config(Config, raw, overrides)
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Loads a YAML experiment file; relative data paths are kept as written (cwd-relative)."""
+    raw = read_yaml(path)
     try:
         return config_from_dict(raw, overrides)
     except ConfigError as err:

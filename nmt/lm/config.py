@@ -8,13 +8,14 @@ tell it from a translation experiment.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from nmt.config import ConfigError, _build, _deep_copy, _parse_override, _range
+from nmt.config import ConfigError, _range, build_config, read_yaml
 
 
 @dataclass(frozen=True)
@@ -92,31 +93,13 @@ class LMConfig:
             raise ConfigError("tokenizer.spm_model is only used with tokenizer.type: spm")
 
 
-def lm_config_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()
-                        ) -> LMConfig:
+def lm_config_from_dict(raw: dict[str, Any], overrides: Sequence[str] = ()) -> LMConfig:
     """Builds and validates an LMConfig from a plain dict plus `a.b=value` overrides."""
-    raw = _deep_copy(raw or {})
-    for item in overrides:
-        path, value = _parse_override(item)
-        node = raw
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {part} is not a section")
-        node[path[-1]] = value
-    cfg = _build(LMConfig, raw, "")
-    cfg.validate_semantics()
-    return cfg
+    return build_config(LMConfig, raw, overrides)
 
 
-def load_lm_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> LMConfig:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from err
+def load_lm_config(path: str | Path, overrides: Sequence[str] = ()) -> LMConfig:
+    raw = read_yaml(path)
     if isinstance(raw, dict) and raw.get("kind", "lm") != "lm":
         raise ConfigError(f"{path}: not a language-model config (kind: {raw['kind']!r})")
     if isinstance(raw, dict) and "kind" not in raw and "data" in raw and "train_src" in (
