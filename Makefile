@@ -15,9 +15,12 @@ BIN := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# A CPU build: the local "+cpu" wheel where pip already finds one (a wheel cache, a mirror, or
+# PyTorch's index in pip.conf); otherwise PyTorch's CPU index. With TORCH_INDEX empty: PyPI's build.
 $(VENV)/.torch: | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || \
-	  $(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)+cpu" 2>/dev/null || \
+	  $(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)" --index-url $(TORCH_INDEX),$(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)")
 	touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.torch
