@@ -16,6 +16,10 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "-" if not a or not b else f"{a / b:.2f}x"
 
 
+def _threads(n: int) -> str:
+    return f"{n} torch thread{'' if n == 1 else 's'}"
+
+
 def _met(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "**not met**")
 
@@ -30,13 +34,25 @@ def write(path: Path, stages: dict[str, dict | None], *, quick: bool, elapsed: f
         add("**--quick run: tiny models and data slices. These figures test the pipeline; they "
             "say nothing about speed or quality.**")
         add("")
-    add("Written by `python benchmarks/run.py` (stages run in this write: "
-        f"{elapsed / 60:.1f} min). Each section names when its figures were taken and what else "
+    add("Written by `python benchmarks/run.py`"
+        + (f" (stages run in this write: {elapsed / 60:.1f} min)" if elapsed >= 6 else "")
+        + ". Each section names when its figures were taken and what else "
         "was using the CPU then. Every cross-system figure comes from one run in which the "
         "systems take turns, the order rotating each repetition; the figure is the median, the "
         "spread is (max - min) / median. The ratio is the result: absolute numbers drift on a "
         "shared machine.")
     add("")
+    loaded = any(len(st.get("machine_load") or []) > 1 for st in stages.values() if st)
+    if loaded and not quick:
+        add("**The machine was loaded while these figures were taken**: other jobs were "
+            "running on its two cores (each section lists them). The figures therefore use one "
+            "torch thread per system (`--threads 1`): with two threads each system would "
+            "contend with those jobs for both cores and the timings would measure the "
+            "scheduler. Ratios between systems measured in the same alternating run remain "
+            "meaningful; absolute rates are lower than on an idle machine. For two-thread figures "
+            "on an idle machine, run `python benchmarks/run.py STAGE --threads 2` for the "
+            "stages translate, compute, train and service (the trained models are kept).")
+        add("")
     _machine(add, setup)
     targets: list[tuple[str, str, str, bool | None]] = []
     _models(add, stages.get("models"))
@@ -68,7 +84,7 @@ def _load_note(add, stage: dict) -> None:
     busy = stage.get("machine_load") or []
     when = stage.get("finished", "?")
     if busy:
-        add(f"_Taken {when}; other busy processes at the end: "
+        add(f"_Taken {when}; machine at the end (processes: CPU share over their lifetime): "
             + "; ".join(f"`{b}`" for b in busy) + "._")
     else:
         add(f"_Taken {when}; no other busy process at the end of the stage._")
@@ -121,13 +137,26 @@ def _models(add, models: dict | None) -> None:
     add("## Models compared: the same training budget")
     add("")
     minutes = models.get("budget_minutes")
+    extra = models.get("extra_peer_minutes", 0)
+    extra_nmt = models.get("extra_nmt_minutes", 0)
     add(f"Full convergence of three systems on 2 CPU cores does not fit in a benchmark "
         f"session, so each system trained from scratch for the same wall-clock budget "
         f"({minutes:g} min), all three at once with 1 thread each, so they shared the machine "
-        f"alike; the newest checkpoint of each (saved every 20 updates) is what the decoding "
-        f"figures use. These are early-training models: their BLEU is far below converged "
-        f"figures (peers' notes: 36-40), and a faster trainer reaches a better model in the same "
-        f"budget. Validation BLEU (greedy, same run) is in the translation table.")
+        f"alike" + (f"; then the two peers, which make fewer updates per minute, went on "
+                    f"together from their checkpoints (weights and optimizer) for {extra:g} more "
+                    f"minutes" if extra else "")
+        + (f"; then nmt went on alone for {extra_nmt:g} more minutes" if extra_nmt else "")
+        + f" (in all: peers {minutes + extra:g} min each, nmt {minutes + extra_nmt:g} min)"
+        + ". The newest checkpoint of each (saved every 20 updates) is what the decoding "
+        "figures use. These are early-training models: their BLEU is far below converged "
+        "figures (the peers' notes: 36-40 after about 20 epochs on a GPU), so the decoding "
+        "figures compare speed at an early point of training, with validation and test BLEU "
+        "of the same models side by side in the translation tables. They did not reach "
+        "comparable quality: in less wall-clock time nmt's model got far further (it trains "
+        "faster and had more updates), so every speed ratio below comes with a higher BLEU for "
+        "nmt, not an equal one. Output length follows "
+        "quality (an undertrained model stops early or repeats), so compare target tokens/s "
+        "as well as sentences/s.")
     add("")
     add("| system | updates reached | checkpoint |")
     add("|---|---|---|")
@@ -141,10 +170,11 @@ def _models(add, models: dict | None) -> None:
 def _translate(add, tr: dict | None, targets: list, title: str = "") -> None:
     if not tr:
         return
-    add("## " + (title or "Translation speed and quality (test_2016_flickr, 1,000 sentences, "
+    n = tr.get("sentences", 1000)
+    add("## " + (title or f"Translation speed and quality (test_2016_flickr, {n:,} sentences, "
                           "batch 64)"))
     add("")
-    add(f"{tr['threads']} threads for every system; {tr['reps']} timed repetitions after an "
+    add(f"{_threads(tr['threads'])} for every system; {tr['reps']} timed repetitions after an "
         "untimed warm-up; time covers translation only (model loading excluded, for all). "
         "Target tokens are counted with the shared SentencePiece model on each system's "
         "output. BLEU: sacreBLEU 13a, cased, detokenised output.")
@@ -153,16 +183,21 @@ def _translate(add, tr: dict | None, targets: list, title: str = "") -> None:
         label = "greedy" if beam == "1" else f"beam {beam}"
         add(f"### {label}")
         add("")
-        add("| system | sentences/s | spread | target tokens/s | BLEU | valid BLEU | "
-            "vs OpenNMT-py | vs JoeyNMT |")
-        add("|---|---|---|---|---|---|---|---|")
-        onmt = (rows.get("opennmt-py") or {}).get("sentences_per_s", {}).get("median")
-        joey = (rows.get("joeynmt") or {}).get("sentences_per_s", {}).get("median")
+        add("| system | sentences/s | spread | target tokens/s | tokens per sentence | BLEU | "
+            "valid BLEU | vs OpenNMT-py: sent/s, tok/s | vs JoeyNMT: sent/s, tok/s |")
+        add("|---|---|---|---|---|---|---|---|---|")
+        peer = {p: (rows.get(p) or {}) for p in ("opennmt-py", "joeynmt")}
+        onmt = peer["opennmt-py"].get("sentences_per_s", {}).get("median")
+        joey = peer["joeynmt"].get("sentences_per_s", {}).get("median")
         for name, r in rows.items():
-            sps = r["sentences_per_s"]["median"]
-            add(f"| {PEER_NAMES.get(name, name)} | {_f(sps)} | {100 * r['sentences_per_s']['spread']:.0f}% "
-                f"| {_f(r['tokens_per_s']['median'], 0)} | {_f(r['bleu'], 2)} | "
-                f"{_f(r.get('valid_bleu'), 2)} | {_ratio(sps, onmt)} | {_ratio(sps, joey)} |")
+            sps, tps = r["sentences_per_s"]["median"], r["tokens_per_s"]["median"]
+            vs = [f"{_ratio(sps, p.get('sentences_per_s', {}).get('median'))}, "
+                  f"{_ratio(tps, p.get('tokens_per_s', {}).get('median'))}"
+                  for p in peer.values()]
+            add(f"| {PEER_NAMES.get(name, name)} | {_f(sps)} "
+                f"| {100 * r['sentences_per_s']['spread']:.0f}% | {_f(tps, 0)} "
+                f"| {_f(tps / sps, 1)} | {_f(r['bleu'], 2)} | {_f(r.get('valid_bleu'), 2)} "
+                f"| {vs[0]} | {vs[1]} |")
         add("")
         ours = rows.get("nmt")
         want_onmt = 2.5 if beam == "1" else 2.0
@@ -202,7 +237,7 @@ def _compute(add, c: dict | None) -> None:
     g = c["gemm_gflops"]
     add(f"Counted from the model's shapes: {c['flops_per_target_token'] / 1e6:.1f} MFLOP per "
         f"target token (encoder share included; {c['flops_total'] / 1e9:.1f} GFLOP for the "
-        f"test set). GEMM rate at the decoder's shapes (64 rows), {c['threads']} threads: "
+        f"test set). GEMM rate at the decoder's shapes (64 rows), {_threads(c['threads'])}: "
         f"{g['onednn']:.1f} GFLOP/s with oneDNN (what nmt uses), {g['default']:.1f} GFLOP/s "
         f"with torch's default (MKL) kernels.")
     if "achieved_gflops" in c:
@@ -219,7 +254,7 @@ def _train(add, t: dict | None, targets: list) -> None:
     add("## Training throughput")
     add("")
     add(f"Target tokens/s (non-padding target tokens, EOS included, as each system reports "
-        f"them in its own log), {t['threads']} threads, 4,096-token batches as each system "
+        f"them in its own log), {_threads(t['threads'])}, 4,096-token batches as each system "
         f"counts them, each run {t['steps']} updates from scratch, the first {t['log_every']} "
         f"dropped as warm-up; systems alternating. Peak RSS of the training process (wait4).")
     add("")
@@ -246,35 +281,47 @@ def _service(add, s: dict | None, targets: list) -> None:
         return
     add("## Service")
     add("")
-    add(f"`nmt serve` on 127.0.0.1, {s['threads']} torch threads, model: {s['load_model']}, "
-        f"decoding: {s['beam']}. Load: an asyncio httpx client keeping C single-sentence "
-        f"`POST /v1/translate` requests in flight, {s['seconds_per_cell']:g} s per cell, "
-        f"{s['reps']} rounds alternating batched and unbatched (`NMT_BATCHING=false`) servers; "
-        f"medians.")
+    add(f"`nmt serve` on 127.0.0.1, {_threads(s['threads'])}, model: {s['load_model']}. "
+        f"Load: an asyncio httpx client keeping C single-sentence `POST /v1/translate` requests "
+        f"in flight (closed loop), {s['seconds_per_cell']:g} s per cell after a short warm-up, "
+        f"{s['reps']} rounds alternating the batched and the unbatched (`NMT_BATCHING=false`) "
+        f"server; medians.")
     add("")
-    add("| concurrency | batched req/s | p50 ms | p99 ms | unbatched req/s | p50 ms | p99 ms | "
-        "req/s ratio |")
-    add("|---|---|---|---|---|---|---|---|")
-    load = s["load"]
-    for c in ("1", "8", "32"):
-        b, u = load["batched"][c], load["unbatched"][c]
-        add(f"| {c} | {_f(b['requests_per_s'])} | {_f(b['p50_ms'], 0)} | {_f(b['p99_ms'], 0)} | "
-            f"{_f(u['requests_per_s'])} | {_f(u['p50_ms'], 0)} | {_f(u['p99_ms'], 0)} | "
-            f"{_ratio(b['requests_per_s'], u['requests_per_s'])} |")
-    add("")
-    b32, u32, u1 = load["batched"]["32"], load["unbatched"]["32"], load["unbatched"]["1"]
-    ratio = b32["requests_per_s"] / u32["requests_per_s"]
-    p99 = b32["p99_ms"] / u1["p99_ms"]
-    targets.append(("service c=32: micro-batching vs unbatched requests/s", ">= 4x",
-                    f"{ratio:.2f}x", ratio >= 4))
-    targets.append(("service c=32 batched p99 vs unbatched p99 at c=1", "<= 2x",
-                    f"{p99:.2f}x ({b32['p99_ms']:.0f} vs {u1['p99_ms']:.0f} ms; unbatched c=32 "
-                    f"p99 {u32['p99_ms']:.0f} ms)", p99 <= 2))
+    for label, load in s["load"].items():
+        name = "beam 5 (the model's default)" if label == "default" else (
+            "greedy (`beam_size: 1`)" if label == "1" else f"beam {label}")
+        add(f"### {name}")
+        add("")
+        add("| concurrency | batched req/s | p50 ms | p99 ms | unbatched req/s | p50 ms | "
+            "p99 ms | req/s ratio |")
+        add("|---|---|---|---|---|---|---|---|")
+        for c in ("1", "8", "32"):
+            b, u = load["batched"][c], load["unbatched"][c]
+            add(f"| {c} | {_f(b['requests_per_s'])} | {_f(b['p50_ms'], 0)} | "
+                f"{_f(b['p99_ms'], 0)} | {_f(u['requests_per_s'])} | {_f(u['p50_ms'], 0)} | "
+                f"{_f(u['p99_ms'], 0)} | {_ratio(b['requests_per_s'], u['requests_per_s'])} |")
+        add("")
+        b32, u32, u1 = load["batched"]["32"], load["unbatched"]["32"], load["unbatched"]["1"]
+        ratio = b32["requests_per_s"] / u32["requests_per_s"]
+        p99 = b32["p99_ms"] / u1["p99_ms"]
+        targets.append((f"service, {name}, c=32: micro-batching vs unbatched requests/s",
+                        ">= 4x", f"{ratio:.2f}x", ratio >= 4))
+        targets.append((f"service, {name}: batched c=32 p99 vs unbatched c=1 p99", "<= 2x",
+                        f"{p99:.2f}x ({b32['p99_ms']:.0f} vs {u1['p99_ms']:.0f} ms; unbatched "
+                        f"c=32 p99 {u32['p99_ms']:.0f} ms)", p99 <= 2))
     st = s["startup_seconds"]
     add(f"Start-up, `nmt serve` launch to `/ready` 200, models "
         f"{', '.join(s['startup_models'])}: median {st['median']:.2f} s (min {st['min']:.2f}, "
         f"max {st['max']:.2f}). Peak RSS of the server with those models loaded: "
-        f"{s['rss_after_load_mib']:.0f} MiB; after the load test (bench model): "
+        f"{s['rss_after_load_mib']:.0f} MiB; the load-test server (one model) after the load: "
         f"{s.get('peak_rss_under_load_mib', 0):.0f} MiB.")
+    if s.get("startup_measured"):
+        add(f"(Start-up and the RSS with the shipped models were measured at "
+            f"{s['startup_measured']}, after the shipped models landed, 3 starts.)")
+    if s["startup_models"] == ["bench model"]:
+        add("The shipped default models (models/) were not there yet when this ran (they are "
+            "still training), so start-up and RSS are for one model, the benchmark's nmt model "
+            "(the same architecture and size as the shipped de-en model); with the two shipped "
+            "models, expect about one more model's weights (~30 MiB float32) on top.")
     add("")
     _load_note(add, s)

@@ -57,7 +57,8 @@ def other_load() -> list[str]:
         pid, cpu, cmd = line.split(None, 2)
         if float(cpu) >= 20 and int(pid) != __import__("os").getpid() and "ps -eo" not in cmd:
             busy.append(f"{pid} {cpu}% {cmd[:100]}")
-    return busy[:6]
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    return ([f"load average {' '.join(load)} (1, 5, 15 min)"] if load else []) + busy[:6]
 
 
 # ---------------------------------------------------------------- stages
@@ -97,7 +98,18 @@ def stage_models(ws: Workspace, args: argparse.Namespace, systems: list[str]) ->
                                    "checkpoints": found})
         return
     found = training.train_for_budget(ws, systems, minutes=args.budget_min, threads=1, log=log)
+    peers_in = [s for s in systems if s != "nmt"]
+    if peers_in and args.peer_extra_min > 0:
+        # The peers train slower per minute: they go on alone for extra minutes, so the
+        # decoding comparison is not made against peers held back by their own speed.
+        found.update(training.train_for_budget(ws, peers_in, minutes=args.peer_extra_min,
+                                               threads=1, resume=True, log=log))
+    if args.nmt_extra_min > 0:
+        found.update(training.train_for_budget(ws, ["nmt"], minutes=args.nmt_extra_min,
+                                               threads=1, resume=True, log=log))
     store_stage(ws, "models", {"budget_minutes": args.budget_min, "threads": 1,
+                               "extra_peer_minutes": args.peer_extra_min if peers_in else 0,
+                               "extra_nmt_minutes": args.nmt_extra_min,
                                "checkpoints": found})
 
 
@@ -125,6 +137,7 @@ def stage_translate(ws: Workspace, args: argparse.Namespace, systems: list[str])
     full = set(systems) == {"nmt", *args.peers} or args.quick
     store_stage(ws, "translate" if full else "translate-" + "-".join(systems[1:]),
                 {"threads": args.threads, "reps": args.reps, "systems": systems,
+                 "sentences": len(ws.text("test", "de").read_text().splitlines()),
                  "beams": beams})
 
 
@@ -190,8 +203,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--beams", type=int, nargs="+", default=[1, 5])
     p.add_argument("--budget-min", type=float, default=25.0,
                    help="training budget per system, minutes (all at once, 1 thread each)")
-    p.add_argument("--train-steps", type=int, default=20,
-                   help="updates per training-throughput run")
+    p.add_argument("--peer-extra-min", type=float, default=22.0,
+                   help="then the peers alone go on for this many more minutes")
+    p.add_argument("--nmt-extra-min", type=float, default=10.0,
+                   help="and then nmt alone for this many (its total stays below the peers')")
+    p.add_argument("--train-steps", type=int, default=10,
+                   help="updates per training-throughput run (the first 5 are warm-up)")
     p.add_argument("--service-seconds", type=float, default=8.0,
                    help="seconds of load per (concurrency, batching) cell")
     args = p.parse_args(argv)

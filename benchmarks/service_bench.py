@@ -35,13 +35,13 @@ def bundle_from_checkpoint(ckpt: str, out: Path) -> Path:
 
 def run(ws: Workspace, args: argparse.Namespace, nmt_ckpt: str, *, log=print) -> dict:
     threads = args.threads
-    bench_bundle = bundle_from_checkpoint(nmt_ckpt, ws.root / "bundle-nmt")
+    bench_bundle = bundle_from_checkpoint(nmt_ckpt, ws.root / f"bundle-nmt-{Path(nmt_ckpt).stem}")
     defaults = [] if args.quick else default_bundles()
     logs = ws.root / "service"
     logs.mkdir(parents=True, exist_ok=True)
     out: dict = {"threads": threads, "seconds_per_cell": args.service_seconds,
-                 "reps": args.reps, "beam": "model default (5)",
-                 "load_model": "benchmark model (nmt, same budget as the peers)"}
+                 "reps": args.reps,
+                 "load_model": f"the benchmark's nmt model ({Path(nmt_ckpt).name})"}
 
     # Start-up: launch to /ready, with the default models when shipped, else the bench model
     # (--quick: the batched load server's own start).
@@ -65,26 +65,32 @@ def run(ws: Workspace, args: argparse.Namespace, nmt_ckpt: str, *, log=print) ->
                               "max": max(times)}
     out["rss_after_load_mib"] = statistics.median(peaks)
     log(f"  start-up {statistics.median(times):.2f} s, RSS {statistics.median(peaks):.0f} MiB")
-    cells: dict[str, dict[str, list[dict]]] = {}
+    # Beam 5 (the model's default, what LibreTranslate clients get) and greedy requests.
+    cells: dict[str, dict[str, dict[str, list[dict]]]] = {}
     try:
         for rep in range(args.reps):
-            for c in CONCURRENCY:
-                for b in ((True, False) if rep % 2 == 0 else (False, True)):
-                    key = "batched" if b else "unbatched"
-                    r = load_test(servers[b].url, sentences, concurrency=c,
-                                  seconds=args.service_seconds, source="de", target="en",
-                                  beam_size=None)
-                    cells.setdefault(key, {}).setdefault(str(c), []).append(r)
-                    log(f"  {key} c={c}: {r['requests_per_s']:.1f} req/s, "
-                        f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms")
+            for beam in (None,) if args.quick else (None, 1):
+                label = "default" if beam is None else str(beam)
+                for c in CONCURRENCY:
+                    for b in ((True, False) if rep % 2 == 0 else (False, True)):
+                        key = "batched" if b else "unbatched"
+                        r = load_test(servers[b].url, sentences, concurrency=c,
+                                      seconds=args.service_seconds, source="de", target="en",
+                                      beam_size=beam)
+                        cells.setdefault(label, {}).setdefault(key, {}).setdefault(
+                            str(c), []).append(r)
+                        log(f"  beam {label} {key} c={c}: {r['requests_per_s']:.1f} req/s, "
+                            f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms")
         out["peak_rss_under_load_mib"] = servers[True].rss_mib()["peak_rss"]
     finally:
         for s in servers.values():
             s.stop()
-    out["load"] = {key: {c: {m: statistics.median(r[m] for r in runs)
-                             for m in ("requests_per_s", "p50_ms", "p99_ms")}
-                         | {"errors": sum(r["errors"] for r in runs),
-                            "requests": sum(r["requests"] for r in runs)}
-                         for c, runs in per_c.items()}
-                   for key, per_c in cells.items()}
+    out["load"] = {
+        label: {key: {c: {m: statistics.median(r[m] for r in runs)
+                          for m in ("requests_per_s", "p50_ms", "p99_ms")}
+                      | {"errors": sum(r["errors"] for r in runs),
+                         "requests": sum(r["requests"] for r in runs)}
+                      for c, runs in per_c.items()}
+                for key, per_c in per_mode.items()}
+        for label, per_mode in cells.items()}
     return out

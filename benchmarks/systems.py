@@ -57,6 +57,8 @@ def train_command(system: str, ws: Workspace, *, threads: int, input_feeding: bo
     out.mkdir(parents=True, exist_ok=True)
     env = thread_env(threads)
     if system == "nmt":
+        if resume_from:  # nmt resumes a run directory exactly where it stopped
+            return Command([sys.executable, "-m", "nmt", "train", "--resume", str(out)], env)
         return Command(_nmt_train(ws, out, threads, input_feeding, max_steps, log_every), env)
     if system == "opennmt-py":
         resume = ["-train_from", resume_from] if resume_from else []
@@ -79,8 +81,8 @@ def _nmt_train(ws: Workspace, out: Path, threads: int, input_feeding: bool, max_
         "model.emb_dim": s["emb"], "model.enc_hidden": s["enc"], "model.dec_hidden": s["dec"],
         "model.attn_dim": s["attn"], "model.input_feeding": str(input_feeding).lower(),
         "train.max_tokens": BATCH_TOKENS, "train.num_threads": threads,
-        # Checkpoints every CKPT_EVERY updates, judged by validation loss (cheap), so a run stopped at
-        # its time budget leaves a recent checkpoint; bundle weights stay float32.
+        # Checkpoints every CKPT_EVERY updates, judged by validation loss (cheap), so a run
+        # stopped at its time budget leaves a recent checkpoint; bundle weights stay float32.
         "train.valid_metric": "loss", "train.valid_every": CKPT_EVERY, "train.patience": 0,
         "train.max_steps": max_steps, "train.bundle_dtype": "float32", "train.log_every": log_every,
     }

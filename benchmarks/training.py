@@ -24,13 +24,15 @@ def train_for_budget(ws: Workspace, systems: list[str], *, minutes: float, threa
                      resume: bool = False, log=print) -> dict[str, dict]:
     """Trains each system for `minutes`, concurrently; returns what each reached.
 
-    With `resume` (peers only), each goes on from its newest checkpoint, which is first copied
-    out of the model directory (JoeyNMT empties that directory when it starts).
+    With `resume`, each goes on from its newest checkpoint (weights and optimizer state); a
+    peer's is first copied out of its model directory (JoeyNMT empties it when it starts).
     """
     procs: dict[str, tuple[subprocess.Popen, object]] = {}
     for system in systems:
         resume_from = None
-        if resume:
+        if resume and system == "nmt":
+            resume_from = str(ws.models(system))
+        elif resume:
             latest = latest_checkpoint(ws, system)["path"]
             resume_from = str(ws.models(system).parent / f"{system}.resume{Path(latest).suffix}")
             shutil.copy(latest, resume_from)
@@ -46,7 +48,7 @@ def train_for_budget(ws: Workspace, systems: list[str], *, minutes: float, threa
     deadline = time.monotonic() + minutes * 60
     while time.monotonic() < deadline and any(p.poll() is None for p, _ in procs.values()):
         time.sleep(2)
-    for system, (proc, handle) in procs.items():
+    for proc, handle in procs.values():
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:

@@ -10,8 +10,8 @@ decoding; the worker never uses it: it calls JoeyNMT's own `prepare` and `predic
 import os
 import sys
 
-import torch
 import joeynmt.builders
+import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 if os.environ.get("BENCH_THREADS"):
@@ -32,10 +32,9 @@ def worker(config_path, ckpt_path):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from pathlib import Path
 
-    from worker_protocol import serve
-
     from joeynmt.config import load_config, parse_global_args
     from joeynmt.prediction import predict, prepare
+    from worker_protocol import serve
 
     cfg = load_config(Path(config_path))
     cfg["testing"].update({"load_model": ckpt_path, "beam_alpha": 1.0, "batch_size": 64,

@@ -32,11 +32,10 @@ if os.environ.get("BENCH_THREADS"):
 def worker(argv):
     """A translate worker: loads the model once, then answers JSON-line requests (worker.py)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from worker_protocol import serve
-
     from onmt.inference_engine import InferenceEnginePY
     from onmt.opts import translate_opts
     from onmt.utils.parse import ArgumentParser
+    from worker_protocol import serve
 
     parser = ArgumentParser(description="onmt worker")
     translate_opts(parser)

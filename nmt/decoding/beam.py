@@ -101,7 +101,9 @@ def beam_search(
         if beams.attn is not None and attn is not None:
             attn_hist = torch.cat([beams.attn, attn[:, None]], dim=1)  # (N * K, t + 1, S)
         n_new = _finish(beams, top, step, length_penalty, finished, src_lengths)
-        beams = _advance(beams, top, state, attn_hist, beams.n_finished + n_new, step)
+        n_finished = beams.n_finished + n_new
+        settled = _settled(finished, beams.sent, top, n_finished, k, step, length_penalty)
+        beams = _advance(beams, top, state, attn_hist, n_finished, settled, step)
         step += 1
     return [best_first(hyps, nbest) for hyps in finished]
 
@@ -164,14 +166,34 @@ def _finish(beams: _Beams, top: _Top, step: int, alpha: float,
     return ends.sum(dim=1)
 
 
+def _settled(finished: list[list[Hypothesis]], sent: Tensor, top: _Top, n_finished: Tensor,
+             k: int, step: int, alpha: float) -> Tensor:
+    """(N,) bool: sentences with K finished hypotheses that no live beam is expected to beat.
+
+    Stopping at the K-th finished hypothesis alone can drop a better, longer one (even greedy's).
+    A live beam's log-prob only falls as it grows, so with alpha = 0 the test below is exact; with
+    alpha > 0 it scores the beam as if it ended at the next step, as common toolkits do.
+    """
+    out = (n_finished >= k).tolist()
+    if not any(out):
+        return torch.tensor(out, dtype=torch.bool, device=sent.device)
+    live_best = top.scores.masked_fill(top.tokens == EOS_ID, NEG_INF).max(dim=1).values.tolist()
+    penalty = gnmt_length_penalty(step + 2, alpha)
+    for i, s in enumerate(sent.tolist()):
+        if out[i]:
+            kth = sorted((h.score for h in finished[s]), reverse=True)[k - 1]
+            out[i] = live_best[i] / penalty <= kth
+    return torch.tensor(out, dtype=torch.bool, device=sent.device)
+
+
 def _advance(beams: _Beams, top: _Top, state: DecoderState, attn_hist: Tensor | None,
-             n_finished: Tensor, step: int) -> _Beams:
+             n_finished: Tensor, settled: Tensor, step: int) -> _Beams:
     """Keeps the K best non-EOS extensions of every sentence that is not done yet."""
     n, k = beams.scores.shape
     live_scores = top.scores.masked_fill(top.tokens == EOS_ID, NEG_INF)
     scores, pos = live_scores.topk(k, dim=1)  # (N, K)
     rows, tokens = top.rows.gather(1, pos), top.tokens.gather(1, pos)
-    done = (n_finished >= k) | (beams.max_lens <= step)
+    done = settled | (beams.max_lens <= step)
     enc = beams.enc
     sent, max_lens = beams.sent, beams.max_lens
     if bool(done.any()):

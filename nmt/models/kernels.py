@@ -1,11 +1,12 @@
-"""Models: inference kernels for the CPU: oneDNN matrix products and a one-step GRU cell.
+"""Models: CPU kernels: oneDNN matrix products (inference and training) and a one-step GRU cell.
 
 On the CPUs we serve from, torch's default fp32 GEMM (MKL) runs well below what oneDNN's
-AVX-512 kernels reach (benchmarks/RESULTS.md measures both: about 2.5x at decoding shapes), so
-decoding routes its Linear layers through `torch.ops.mkldnn._linear_pointwise`. The fast path is
-taken only where it is exact in meaning: float32 CPU tensors, autograd off (training keeps
-torch's own kernels and their backward), plain `nn.Linear`/`nn.GRU` modules (int8-quantised ones
-run their own kernels). Results differ from the default kernels only by float rounding.
+AVX-512 kernels reach (benchmarks/RESULTS.md measures both at decoding shapes), so the decoder's
+Linear layers and its output projection go through `torch.ops.mkldnn._linear_pointwise`: in
+inference directly (with tanh fused where the layer has one), in training through
+`_TrainLinear`, which uses the same kernel for the two backward products. Only float32 CPU
+tensors and plain `nn.Linear`/`nn.GRU` modules take this path (int8-quantised modules run their
+own kernels; CUDA runs torch's). Results differ from the default kernels only by float rounding.
 """
 
 from __future__ import annotations
@@ -24,9 +25,41 @@ def use_fast_kernels(enabled: bool) -> None:
     _enabled = enabled
 
 
-def _fast(x: Tensor, weight: Tensor) -> bool:
+def _cpu_fp32(x: Tensor, weight: Tensor) -> bool:
     return (_enabled and _MKLDNN and x.device.type == "cpu" and x.dtype == torch.float32
-            and weight.dtype == torch.float32 and not torch.is_grad_enabled())
+            and weight.dtype == torch.float32)
+
+
+def _fast(x: Tensor, weight: Tensor) -> bool:
+    return _cpu_fp32(x, weight) and not torch.is_grad_enabled()
+
+
+def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None = None, post: str = "none") -> Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, post, [], "")
+
+
+class _TrainLinear(torch.autograd.Function):
+    """x @ W.T + b with oneDNN in the forward pass and in both backward products."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _onednn(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        g = grad.reshape(-1, grad.size(-1))  # (N, O)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _onednn(g, weight.t().contiguous()).view(x.shape)  # (N, O) @ (O, I)
+        if ctx.needs_input_grad[1]:
+            xs = x.reshape(-1, x.size(-1))  # (N, I)
+            grad_w = _onednn(g.t().contiguous(), xs.t().contiguous())  # (O, N) @ (N, I)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g.sum(0)
+        return grad_x, grad_w, grad_b
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, tanh: bool = False
@@ -39,9 +72,11 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, tanh: bool 
         bias: (O,) or None.
     """
     if _fast(x, weight):
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "tanh" if tanh else "none",
-                                                  [], "")
-    out = F.linear(x, weight, bias)
+        return _onednn(x, weight, bias, "tanh" if tanh else "none")
+    if _cpu_fp32(x, weight):  # training on the CPU: the same kernels, with their backward
+        out = _TrainLinear.apply(x, weight, bias)
+    else:
+        out = F.linear(x, weight, bias)
     return out.tanh() if tanh else out
 
 

@@ -48,7 +48,7 @@ def test_quick_run_writes_a_well_formed_results_file(tmp_path: Path) -> None:
     service = json.loads((results / "service.json").read_text())
     for mode in ("batched", "unbatched"):
         for c in ("1", "8", "32"):
-            assert service["load"][mode][c]["requests_per_s"] > 0
+            assert service["load"]["default"][mode][c]["requests_per_s"] > 0
     train = json.loads((results / "train.json").read_text())
     assert train["systems"]["nmt"]["tokens_per_s"][0] > 0
     assert "opennmt-py" not in train["systems"]
