@@ -131,7 +131,9 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Loade
         src_tok = Tokenizer(obj["src_spm"], origin=f"{weights_path}[src_spm]")
         tgt_tok = Tokenizer(obj["tgt_spm"], origin=f"{weights_path}[tgt_spm]")
     except (KeyError, TokenizerError) as err:
-        raise CheckpointError(f"{weights_path}: SentencePiece model missing or invalid: {err}") from err
+        raise CheckpointError(
+            f"{weights_path}: SentencePiece model missing or invalid: {err}"
+        ) from err
     model = build_model(
         config.model, src_vocab_size=src_tok.vocab_size, tgt_vocab_size=tgt_tok.vocab_size
     )

@@ -18,11 +18,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("run_dir", type=Path, help="run directory (holds checkpoints/)")
     parser.add_argument("--out", type=Path, required=True, help="bundle directory to write")
-    parser.add_argument("--average", type=int, default=1, metavar="N",
-                        help="average the last N step checkpoints (default 1: best.pt)")
+    parser.add_argument(
+        "--average",
+        type=int,
+        default=1,
+        metavar="N",
+        help="average the last N step checkpoints (default 1: best.pt)",
+    )
     parser.add_argument("--checkpoints", type=Path, nargs="+", help="average exactly these files")
-    parser.add_argument("--dtype", choices=["float32", "float16"], default="float32",
-                        help="weight precision in the bundle (float16 halves its size)")
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "float16"],
+        default="float32",
+        help="weight precision in the bundle (float16 halves its size)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -47,7 +56,13 @@ def run(args: argparse.Namespace) -> None:
     weights = average_state_dicts(list(chosen))
     metadata = dict(newest.get("metadata", {}))
     metadata["weights_from"] = ", ".join(p.name for p in chosen)
-    write_bundle(args.out, config=config_from_dict(newest["config"]), weights=weights,
-                 src_tokenizer=Tokenizer(newest["src_spm"]), tgt_tokenizer=Tokenizer(newest["tgt_spm"]),
-                 metadata=metadata, half=args.dtype == "float16")
+    write_bundle(
+        args.out,
+        config=config_from_dict(newest["config"]),
+        weights=weights,
+        src_tokenizer=Tokenizer(newest["src_spm"]),
+        tgt_tokenizer=Tokenizer(newest["tgt_spm"]),
+        metadata=metadata,
+        half=args.dtype == "float16",
+    )
     print(f"model bundle: {args.out} ({metadata['weights_from']})")

@@ -19,10 +19,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", type=Path, help="experiment YAML file")
-    source.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run where it stopped")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.lr=5e-4 (repeatable)")
-    parser.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/<name>)")
+    source.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="continue a run where it stopped"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.lr=5e-4 (repeatable)",
+    )
+    parser.add_argument(
+        "--run-dir", type=Path, help="where to write the run (default: runs/<name>)"
+    )
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.set_defaults(run=run)

@@ -44,8 +44,9 @@ class Batch:
         )
 
 
-def pad(seqs: Sequence[Sequence[int]], *, prefix: int | None = None, suffix: int | None = None
-        ) -> Tensor:
+def pad(
+    seqs: Sequence[Sequence[int]], *, prefix: int | None = None, suffix: int | None = None
+) -> Tensor:
     """Right-pads id lists into a (N, L) long tensor, adding optional BOS/EOS."""
     extra = (prefix is not None) + (suffix is not None)
     width = max((len(s) for s in seqs), default=0) + extra
@@ -107,7 +108,9 @@ def token_batches(
         longest = 0
         for i in chunk:
             grown = max(longest, lengths[i])
-            if current and (grown * (len(current) + 1) > max_tokens or len(current) >= max_sentences):
+            if current and (
+                grown * (len(current) + 1) > max_tokens or len(current) >= max_sentences
+            ):
                 batches.append(current)
                 current, grown = [], lengths[i]
             current.append(i)

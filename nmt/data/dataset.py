@@ -15,8 +15,8 @@ from nmt.config import Config, DataConfig, TokenizerConfig
 from nmt.data.corpus import (
     ParallelCorpus,
     ReadStats,
-    fingerprint,
     filter_pairs,
+    fingerprint,
     read_parallel,
     read_tsv,
 )
@@ -90,7 +90,9 @@ def build_tokenizers(
             character_coverage=cfg.character_coverage,
         )
 
-    log.info("training %s SentencePiece model(s) (%s)", cfg.type, "joint" if cfg.joint else "separate")
+    log.info(
+        "training %s SentencePiece model(s) (%s)", cfg.type, "joint" if cfg.joint else "separate"
+    )
     if cfg.joint:
         tokenizers = [train(corpus.src + corpus.tgt)]
     else:

@@ -23,7 +23,9 @@ class DecoderState:
         return DecoderState(
             hidden=self.hidden.index_select(1, indices),
             cell=None if self.cell is None else self.cell.index_select(1, indices),
-            input_feed=None if self.input_feed is None else self.input_feed.index_select(0, indices),
+            input_feed=None
+            if self.input_feed is None
+            else self.input_feed.index_select(0, indices),
         )
 
 
@@ -35,26 +37,46 @@ class RNNDecoder(nn.Module):
     Without input feeding, training runs the RNN over the whole target in one call.
     """
 
-    def __init__(self, *, vocab_size: int, emb_dim: int, hidden_dim: int, enc_dim: int,
-                 cell: str = "gru", num_layers: int = 1, attention: str = "bahdanau",
-                 attn_dim: int = 256, input_feeding: bool = False, dropout: float = 0.0,
-                 emb_dropout: float = 0.0, tie_output: bool = False,
-                 embedding: nn.Embedding | None = None):
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        emb_dim: int,
+        hidden_dim: int,
+        enc_dim: int,
+        cell: str = "gru",
+        num_layers: int = 1,
+        attention: str = "bahdanau",
+        attn_dim: int = 256,
+        input_feeding: bool = False,
+        dropout: float = 0.0,
+        emb_dropout: float = 0.0,
+        tie_output: bool = False,
+        embedding: nn.Embedding | None = None,
+    ):
         super().__init__()
         self.embedding = embedding or nn.Embedding(vocab_size, emb_dim, padding_idx=0)
         self.emb_dropout = nn.Dropout(emb_dropout)
         self.cell = cell
         self.input_feeding = input_feeding and attention != "none"
-        self.attention = build_attention(attention, query_dim=hidden_dim, key_dim=enc_dim,
-                                         attn_dim=attn_dim)
+        self.attention = build_attention(
+            attention, query_dim=hidden_dim, key_dim=enc_dim, attn_dim=attn_dim
+        )
         extra = hidden_dim if self.input_feeding else (enc_dim if self.attention is None else 0)
-        self.rnn = make_rnn(cell, input_size=emb_dim + extra, hidden_size=hidden_dim,
-                            num_layers=num_layers, dropout=dropout)
+        self.rnn = make_rnn(
+            cell,
+            input_size=emb_dim + extra,
+            hidden_size=hidden_dim,
+            num_layers=num_layers,
+            dropout=dropout,
+        )
         # The attentional (or context-conditioned) vector: tanh(W [rnn_out; context]).
         self.combine = nn.Linear(hidden_dim + enc_dim, hidden_dim, bias=False)
         self.dropout = nn.Dropout(dropout)
         if tie_output:
-            self.pre_output = nn.Linear(hidden_dim, emb_dim, bias=False) if hidden_dim != emb_dim else None
+            self.pre_output = (
+                nn.Linear(hidden_dim, emb_dim, bias=False) if hidden_dim != emb_dim else None
+            )
             self.output = None
         else:
             self.pre_output = None
@@ -112,8 +134,9 @@ class RNNDecoder(nn.Module):
         attentional, _ = self._attend(rnn_out, enc)
         return self.logits(attentional)
 
-    def step(self, prev_tokens: Tensor, state: DecoderState, enc: EncoderOutput
-             ) -> tuple[Tensor, DecoderState, Tensor | None]:
+    def step(
+        self, prev_tokens: Tensor, state: DecoderState, enc: EncoderOutput
+    ) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One decoding step.
 
         Args:

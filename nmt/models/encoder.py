@@ -11,8 +11,15 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
-def make_rnn(cell: str, *, input_size: int, hidden_size: int, num_layers: int,
-             dropout: float, bidirectional: bool = False) -> nn.RNNBase:
+def make_rnn(
+    cell: str,
+    *,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    bidirectional: bool = False,
+) -> nn.RNNBase:
     """torch's own RNN modules (cuDNN on CUDA); `rnn` is the Elman tanh RNN."""
     if cell not in RNN_CLASSES:
         raise ValueError(f"cell must be one of {sorted(RNN_CLASSES)}, got {cell!r}")
@@ -42,20 +49,38 @@ class EncoderOutput:
             outputs=self.outputs.index_select(0, indices),
             mask=self.mask.index_select(0, indices),
             final=self.final.index_select(0, indices),
-            final_cell=None if self.final_cell is None else self.final_cell.index_select(0, indices),
+            final_cell=None
+            if self.final_cell is None
+            else self.final_cell.index_select(0, indices),
             proj_keys=None if self.proj_keys is None else self.proj_keys.index_select(0, indices),
         )
 
 
 class RNNEncoder(nn.Module):
-    def __init__(self, *, vocab_size: int, emb_dim: int, hidden_dim: int, cell: str = "gru",
-                 num_layers: int = 1, bidirectional: bool = True, dropout: float = 0.0,
-                 emb_dropout: float = 0.0, embedding: nn.Embedding | None = None):
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        emb_dim: int,
+        hidden_dim: int,
+        cell: str = "gru",
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        emb_dropout: float = 0.0,
+        embedding: nn.Embedding | None = None,
+    ):
         super().__init__()
         self.embedding = embedding or nn.Embedding(vocab_size, emb_dim, padding_idx=0)
         self.emb_dropout = nn.Dropout(emb_dropout)
-        self.rnn = make_rnn(cell, input_size=emb_dim, hidden_size=hidden_dim,
-                            num_layers=num_layers, dropout=dropout, bidirectional=bidirectional)
+        self.rnn = make_rnn(
+            cell,
+            input_size=emb_dim,
+            hidden_size=hidden_dim,
+            num_layers=num_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+        )
         self.out_dropout = nn.Dropout(dropout)
         self.cell = cell
         self.directions = 2 if bidirectional else 1
@@ -69,7 +94,9 @@ class RNNEncoder(nn.Module):
             src_lengths: (B,) true lengths, on the CPU.
         """
         emb = self.emb_dropout(self.embedding(src))  # (B, S, E)
-        packed = pack_padded_sequence(emb, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(
+            emb, src_lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
         packed_out, state = self.rnn(packed)
         outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))
         hidden, cell = state if isinstance(state, tuple) else (state, None)

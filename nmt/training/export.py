@@ -27,14 +27,28 @@ def choose_checkpoints(ckpt_dir: Path, average_last: int) -> list[Path]:
     return steps[-1:]
 
 
-def write_bundle(out_dir: Path, *, config: Config, weights: dict[str, torch.Tensor],
-                 src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, metadata: dict[str, Any],
-                 half: bool) -> Path:
+def write_bundle(
+    out_dir: Path,
+    *,
+    config: Config,
+    weights: dict[str, torch.Tensor],
+    src_tokenizer: Tokenizer,
+    tgt_tokenizer: Tokenizer,
+    metadata: dict[str, Any],
+    half: bool,
+) -> Path:
     """Writes the bundle beside `out_dir` first and swaps it in, so a crash leaves the old one."""
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    export_bundle(tmp, config=config, state_dict=weights, src_tokenizer=src_tokenizer,
-                  tgt_tokenizer=tgt_tokenizer, metadata=metadata, half=half)
+    export_bundle(
+        tmp,
+        config=config,
+        state_dict=weights,
+        src_tokenizer=src_tokenizer,
+        tgt_tokenizer=tgt_tokenizer,
+        metadata=metadata,
+        half=half,
+    )
     for extra in out_dir.glob("*.md") if out_dir.is_dir() else []:
         shutil.copy2(extra, tmp / extra.name)  # keep a model card written beside the weights
     shutil.rmtree(out_dir, ignore_errors=True)

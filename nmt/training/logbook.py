@@ -14,8 +14,21 @@ from torch.utils.tensorboard import SummaryWriter
 class Logbook:
     """Appends one record per event; survives resume by appending to the same files."""
 
-    CSV_FIELDS = ["time", "kind", "step", "epoch", "loss", "ppl", "lr", "tokens_per_s",
-                  "grad_norm", "bleu", "chrf", "valid_loss", "valid_ppl"]
+    CSV_FIELDS = [
+        "time",
+        "kind",
+        "step",
+        "epoch",
+        "loss",
+        "ppl",
+        "lr",
+        "tokens_per_s",
+        "grad_norm",
+        "bleu",
+        "chrf",
+        "valid_loss",
+        "valid_ppl",
+    ]
 
     def __init__(self, run_dir: Path):
         self.jsonl = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")

@@ -11,7 +11,9 @@ from nmt.models.seq2seq import Seq2Seq
 from nmt.tokenization import PAD_ID
 
 
-def sequence_loss(logits: Tensor, tgt_out: Tensor, *, label_smoothing: float) -> tuple[Tensor, Tensor]:
+def sequence_loss(
+    logits: Tensor, tgt_out: Tensor, *, label_smoothing: float
+) -> tuple[Tensor, Tensor]:
     """Summed loss over non-padding tokens.
 
     Args:
@@ -24,8 +26,9 @@ def sequence_loss(logits: Tensor, tgt_out: Tensor, *, label_smoothing: float) ->
     """
     flat_logits = logits.reshape(-1, logits.size(-1)).float()
     flat_tgt = tgt_out.reshape(-1)
-    loss = F.cross_entropy(flat_logits, flat_tgt, ignore_index=PAD_ID,
-                           label_smoothing=label_smoothing, reduction="sum")
+    loss = F.cross_entropy(
+        flat_logits, flat_tgt, ignore_index=PAD_ID, label_smoothing=label_smoothing, reduction="sum"
+    )
     if label_smoothing == 0.0:
         return loss, loss.detach()
     with torch.no_grad():
@@ -33,8 +36,9 @@ def sequence_loss(logits: Tensor, tgt_out: Tensor, *, label_smoothing: float) ->
     return loss, nll
 
 
-def scheduled_sampling_logits(model: Seq2Seq, batch: Batch, *, sample_prob: float,
-                              generator: torch.Generator | None = None) -> Tensor:
+def scheduled_sampling_logits(
+    model: Seq2Seq, batch: Batch, *, sample_prob: float, generator: torch.Generator | None = None
+) -> Tensor:
     """Teacher forcing where each input token is replaced, with probability `sample_prob`, by the
     model's own previous prediction (Bengio et al., 2015). Runs step by step.
 

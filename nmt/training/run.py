@@ -45,7 +45,9 @@ def resume_config(run_dir: Path, overrides: list[str]) -> Config:
     return load_config(path, overrides)
 
 
-def train(cfg: Config, run_dir: Path, *, device_name: str | None = None, resume: bool = False) -> Path | None:
+def train(
+    cfg: Config, run_dir: Path, *, device_name: str | None = None, resume: bool = False
+) -> Path | None:
     """Trains to the end and returns the bundle directory (None on ranks other than 0)."""
     device = pick_device(device_name)
     dist_info = init_distributed(device)
@@ -68,8 +70,9 @@ def train(cfg: Config, run_dir: Path, *, device_name: str | None = None, resume:
         shutdown(dist_info)
 
 
-def _train(cfg: Config, run_dir: Path, device: torch.device, dist_info: DistInfo, resume: bool
-           ) -> Path | None:
+def _train(
+    cfg: Config, run_dir: Path, device: torch.device, dist_info: DistInfo, resume: bool
+) -> Path | None:
     set_threads(cfg.train.num_threads)
     if dist_info.is_main:
         if not resume:
@@ -88,17 +91,28 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, dist_info: DistInfo
     barrier(dist_info)
     if not dist_info.is_main:
         data = load_training_data(cfg, run_dir)
-    log.info("training pairs: %d kept; filtered: %s; vocab src %d tgt %d; device %s x%d",
-             len(data.train), dict(data.train.stats.counts) or "none", data.src_tokenizer.vocab_size,
-             data.tgt_tokenizer.vocab_size, device, dist_info.world_size)
+    log.info(
+        "training pairs: %d kept; filtered: %s; vocab src %d tgt %d; device %s x%d",
+        len(data.train),
+        dict(data.train.stats.counts) or "none",
+        data.src_tokenizer.vocab_size,
+        data.tgt_tokenizer.vocab_size,
+        device,
+        dist_info.world_size,
+    )
     if len(data.train) == 0:
-        raise TrainingError("no training pairs left after filtering; check data.max_len and the files")
+        raise TrainingError(
+            "no training pairs left after filtering; check data.max_len and the files"
+        )
     if data.valid is not None and len(data.valid) == 0:
         # Validation would divide by zero tokens, after the first epoch rather than now.
         raise TrainingError("the validation set is empty; check data.valid_* or leave them unset")
     seed_everything(cfg.train.seed)
-    model = build_model(cfg.model, src_vocab_size=data.src_tokenizer.vocab_size,
-                        tgt_vocab_size=data.tgt_tokenizer.vocab_size).to(device)
+    model = build_model(
+        cfg.model,
+        src_vocab_size=data.src_tokenizer.vocab_size,
+        tgt_vocab_size=data.tgt_tokenizer.vocab_size,
+    ).to(device)
     log.info("model: %s parameters", f"{sum(p.numel() for p in model.parameters()):,}")
     if dist_info.enabled:
         torch.manual_seed(cfg.train.seed + 1000 * dist_info.rank)  # distinct dropout per rank

@@ -32,7 +32,9 @@ class LRSchedule:
             factor = warm if n <= cfg.warmup_steps else math.sqrt(max(1, cfg.warmup_steps) / n)
         else:
             factor = warm * self.scale
-        self.lr = max(cfg.lr * factor, cfg.min_lr) if cfg.scheduler == "plateau" else cfg.lr * factor
+        self.lr = (
+            max(cfg.lr * factor, cfg.min_lr) if cfg.scheduler == "plateau" else cfg.lr * factor
+        )
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         return self.lr

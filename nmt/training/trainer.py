@@ -20,16 +20,16 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from nmt import __version__
-from nmt.checkpoint import FORMAT_VERSION, export_bundle
+from nmt.checkpoint import FORMAT_VERSION
 from nmt.config import Config
 from nmt.data.batching import Batch, make_batch, token_batches
 from nmt.data.dataset import EncodedCorpus, TrainingData
 from nmt.evaluation.metrics import corpus_scores
 from nmt.models.seq2seq import Seq2Seq
 from nmt.training.distributed import DistInfo, barrier, broadcast
+from nmt.training.export import choose_checkpoints, write_bundle
 from nmt.training.logbook import Logbook
 from nmt.training.loss import scheduled_sampling_logits, sequence_loss
-from nmt.training.export import choose_checkpoints, write_bundle
 from nmt.training.rotation import average_state_dicts, save_step
 from nmt.training.schedule import LRSchedule
 from nmt.translator import Translator
@@ -57,8 +57,16 @@ class Position:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: Path, data: TrainingData, model: Seq2Seq, *,
-                 device: torch.device, dist_info: DistInfo):
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        data: TrainingData,
+        model: Seq2Seq,
+        *,
+        device: torch.device,
+        dist_info: DistInfo,
+    ):
         self.cfg = cfg
         self.run_dir = run_dir
         self.data = data
@@ -67,18 +75,23 @@ class Trainer:
         self.dist = dist_info
         t = cfg.train
         optim_cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = optim_cls(model.parameters(), lr=t.lr, betas=t.adam_betas,
-                                   weight_decay=t.weight_decay)
+        self.optimizer = optim_cls(
+            model.parameters(), lr=t.lr, betas=t.adam_betas, weight_decay=t.weight_decay
+        )
         self.schedule = LRSchedule(self.optimizer, t)
         self.pos = Position()
         self.ddp = (
-            DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+            DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
             if dist_info.enabled
             else None
         )
         precision = t.precision
         if precision == "auto":
-            precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+            precision = (
+                "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+            )
         if precision != "fp32" and device.type != "cuda":
             raise TrainingError(f"train.precision={precision} needs a CUDA device")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -122,8 +135,12 @@ class Trainer:
             if self.device.type == "cuda" and "cuda" in ckpt["rng"]:
                 torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
         self.schedule.step(self.pos.step)
-        log.info("resumed at step %d (epoch %d, batch %d)", self.pos.step, self.pos.epoch + 1,
-                 self.pos.batch_in_epoch)
+        log.info(
+            "resumed at step %d (epoch %d, batch %d)",
+            self.pos.step,
+            self.pos.epoch + 1,
+            self.pos.batch_in_epoch,
+        )
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -143,14 +160,19 @@ class Trainer:
             "device": self.device_name(),
             "world_size": self.dist.world_size,
             "precision": self.precision,
-            "best_valid": {"step": self.pos.best_step, "score": self.pos.best_score,
-                           "metric": self.cfg.train.valid_metric},
+            "best_valid": {
+                "step": self.pos.best_step,
+                "score": self.pos.best_score,
+                "metric": self.cfg.train.valid_metric,
+            },
         }
 
     def device_name(self) -> str:
         if self.device.type == "cuda":
             return torch.cuda.get_device_name(self.device)
-        return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        return (
+            f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        )
 
     # ----------------------------------------------------------------- steps
     def train_step(self, batch: Batch) -> tuple[float, float, int, float] | None:
@@ -165,8 +187,12 @@ class Trainer:
         )
         with autocast:
             if t.scheduled_sampling > 0:
-                logits = scheduled_sampling_logits(self.model, batch, sample_prob=t.scheduled_sampling,
-                                                   generator=self.sampling_generator)
+                logits = scheduled_sampling_logits(
+                    self.model,
+                    batch,
+                    sample_prob=t.scheduled_sampling,
+                    generator=self.sampling_generator,
+                )
             else:
                 logits = net(batch)
             loss, nll = sequence_loss(logits, batch.tgt_out, label_smoothing=t.label_smoothing)
@@ -197,8 +223,13 @@ class Trainer:
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         t = self.cfg.train
-        batches = token_batches(self.lengths, max_tokens=t.max_tokens, max_sentences=t.max_sentences,
-                                seed=t.seed, epoch=epoch)
+        batches = token_batches(
+            self.lengths,
+            max_tokens=t.max_tokens,
+            max_sentences=t.max_sentences,
+            seed=t.seed,
+            epoch=epoch,
+        )
         if self.dist.enabled:
             # Equal counts per rank, or DDP's all-reduce would wait forever for a missing batch.
             usable = len(batches) // self.dist.world_size * self.dist.world_size
@@ -207,8 +238,9 @@ class Trainer:
 
     def to_batch(self, indices: list[int]) -> Batch:
         train = self.data.train
-        return make_batch([train.src_ids[i] for i in indices],
-                          [train.tgt_ids[i] for i in indices]).to(self.device)
+        return make_batch(
+            [train.src_ids[i] for i in indices], [train.tgt_ids[i] for i in indices]
+        ).to(self.device)
 
     # ----------------------------------------------------------------- validation
     @torch.no_grad()
@@ -219,17 +251,26 @@ class Trainer:
         try:
             loss_sum = nll_sum = 0.0
             n_tokens = 0
-            order = token_batches([max(len(s), len(t)) + 1 for s, t in zip(valid.src_ids, valid.tgt_ids)],
-                                  max_tokens=self.cfg.train.max_tokens, max_sentences=512, seed=None)
+            order = token_batches(
+                [max(len(s), len(t)) + 1 for s, t in zip(valid.src_ids, valid.tgt_ids)],
+                max_tokens=self.cfg.train.max_tokens,
+                max_sentences=512,
+                seed=None,
+            )
             for indices in order:
-                batch = make_batch([valid.src_ids[i] for i in indices],
-                                   [valid.tgt_ids[i] for i in indices]).to(self.device)
-                loss, nll = sequence_loss(self.model(batch), batch.tgt_out,
-                                          label_smoothing=self.cfg.train.label_smoothing)
+                batch = make_batch(
+                    [valid.src_ids[i] for i in indices], [valid.tgt_ids[i] for i in indices]
+                ).to(self.device)
+                loss, nll = sequence_loss(
+                    self.model(batch), batch.tgt_out, label_smoothing=self.cfg.train.label_smoothing
+                )
                 loss_sum += float(loss)
                 nll_sum += float(nll)
                 n_tokens += batch.num_tgt_tokens
-            result = {"valid_loss": loss_sum / n_tokens, "valid_ppl": math.exp(min(50.0, nll_sum / n_tokens))}
+            result = {
+                "valid_loss": loss_sum / n_tokens,
+                "valid_ppl": math.exp(min(50.0, nll_sum / n_tokens)),
+            }
             if self.cfg.train.valid_metric == "bleu":
                 result.update(self.valid_bleu(valid))
             return result
@@ -237,9 +278,13 @@ class Trainer:
             self.model.train()
 
     def valid_bleu(self, valid: EncodedCorpus) -> dict[str, float]:
-        translator = Translator(self.model, self.data.src_tokenizer, self.data.tgt_tokenizer,
-                                self.cfg)
-        hyps = [tr.text for tr in translator.translate(valid.src_text, beam_size=self.cfg.train.valid_beam)]
+        translator = Translator(
+            self.model, self.data.src_tokenizer, self.data.tgt_tokenizer, self.cfg
+        )
+        hyps = [
+            tr.text
+            for tr in translator.translate(valid.src_text, beam_size=self.cfg.train.valid_beam)
+        ]
         scores = corpus_scores(hyps, [valid.tgt_text], metrics=("bleu", "chrf"))
         return {"bleu": scores["bleu"]["score"], "chrf": scores["chrf"]["score"]}
 
@@ -255,20 +300,35 @@ class Trainer:
                 metric = result["bleu"] if t.valid_metric == "bleu" else result["valid_loss"]
                 is_best = self.schedule.observe(metric, higher_is_better=t.valid_metric == "bleu")
                 if is_best:
-                    self.pos.best_score, self.pos.best_step, self.pos.since_best = metric, self.pos.step, 0
+                    self.pos.best_score, self.pos.best_step, self.pos.since_best = (
+                        metric,
+                        self.pos.step,
+                        0,
+                    )
                 else:
                     self.pos.since_best += 1
                 stop = t.patience > 0 and self.pos.since_best >= t.patience
                 self.logbook.log("valid", self.pos.step, {"epoch": self.pos.epoch, **result})
-                log.info("validation at step %d: %s%s", self.pos.step,
-                         " ".join(f"{k}={v:.4g}" for k, v in result.items()), " (best)" if is_best else "")
+                log.info(
+                    "validation at step %d: %s%s",
+                    self.pos.step,
+                    " ".join(f"{k}={v:.4g}" for k, v in result.items()),
+                    " (best)" if is_best else "",
+                )
             else:
                 is_best = True
                 self.pos.best_step = self.pos.step
-            save_step(self.checkpoint_state(), self.ckpt_dir, self.pos.step, keep_last=t.keep_last,
-                      is_best=is_best)
-        shared = broadcast({"stop": stop, "schedule": self.schedule.state_dict(), "pos": asdict(self.pos)},
-                           self.dist)
+            save_step(
+                self.checkpoint_state(),
+                self.ckpt_dir,
+                self.pos.step,
+                keep_last=t.keep_last,
+                is_best=is_best,
+            )
+        shared = broadcast(
+            {"stop": stop, "schedule": self.schedule.state_dict(), "pos": asdict(self.pos)},
+            self.dist,
+        )
         if not self.dist.is_main:
             self.schedule.load_state_dict(shared["schedule"])
             self.pos = Position(**shared["pos"])
@@ -291,9 +351,15 @@ class Trainer:
         window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "start": time.perf_counter(), "steps": 0}
         while not stop and self.pos.epoch < t.epochs:
             batches = self.epoch_batches(self.pos.epoch)
-            bar = tqdm(total=len(batches), initial=self.pos.batch_in_epoch, disable=not self.dist.is_main,
-                       desc=f"epoch {self.pos.epoch + 1}/{t.epochs}", unit="batch", dynamic_ncols=True,
-                       mininterval=1.0)
+            bar = tqdm(
+                total=len(batches),
+                initial=self.pos.batch_in_epoch,
+                disable=not self.dist.is_main,
+                desc=f"epoch {self.pos.epoch + 1}/{t.epochs}",
+                unit="batch",
+                dynamic_ncols=True,
+                mininterval=1.0,
+            )
             epoch_start = time.perf_counter()
             while self.pos.batch_in_epoch < len(batches):
                 step_start = time.perf_counter()
@@ -319,7 +385,9 @@ class Trainer:
                     break
             bar.close()
             if self.pos.batch_in_epoch >= len(batches):
-                log.info("epoch %d done in %.1f s", self.pos.epoch + 1, time.perf_counter() - epoch_start)
+                log.info(
+                    "epoch %d done in %.1f s", self.pos.epoch + 1, time.perf_counter() - epoch_start
+                )
                 self.pos.epoch += 1
                 self.pos.batch_in_epoch = 0
                 if not t.valid_every and not stop:
@@ -336,8 +404,18 @@ class Trainer:
         tok_s = window["tokens"] * self.dist.world_size / elapsed
         bar.set_postfix(loss=f"{loss:.3f}", ppl=f"{ppl:.1f}", tok_s=f"{tok_s:.0f}", lr=f"{lr:.2e}")
         if self.logbook is not None:
-            self.logbook.log("train", self.pos.step, {"epoch": self.pos.epoch, "loss": loss, "ppl": ppl,
-                                                      "lr": lr, "tokens_per_s": tok_s, "grad_norm": grad_norm})
+            self.logbook.log(
+                "train",
+                self.pos.step,
+                {
+                    "epoch": self.pos.epoch,
+                    "loss": loss,
+                    "ppl": ppl,
+                    "lr": lr,
+                    "tokens_per_s": tok_s,
+                    "grad_norm": grad_norm,
+                },
+            )
         window.update(loss=0.0, nll=0.0, tokens=0, steps=0, start=time.perf_counter())
 
     def finish(self) -> Path:
@@ -345,16 +423,25 @@ class Trainer:
         t = self.cfg.train
         chosen = choose_checkpoints(self.ckpt_dir, t.average_last)
         weights = average_state_dicts(chosen)
-        source = chosen[0].name if len(chosen) == 1 else f"average of {', '.join(p.name for p in chosen)}"
+        source = (
+            chosen[0].name
+            if len(chosen) == 1
+            else f"average of {', '.join(p.name for p in chosen)}"
+        )
         self.model.load_state_dict(weights)
         metadata = self.metadata()
         metadata["weights_from"] = source
         if self.data.valid is not None:
             metadata["valid_scores"] = self.validate()
             log.info("bundle (%s) validation: %s", source, metadata["valid_scores"])
-        bundle = write_bundle(self.run_dir / "bundle", config=self.cfg, weights=weights,
-                              src_tokenizer=self.data.src_tokenizer,
-                              tgt_tokenizer=self.data.tgt_tokenizer, metadata=metadata,
-                              half=t.bundle_dtype == "float16")
+        bundle = write_bundle(
+            self.run_dir / "bundle",
+            config=self.cfg,
+            weights=weights,
+            src_tokenizer=self.data.src_tokenizer,
+            tgt_tokenizer=self.data.tgt_tokenizer,
+            metadata=metadata,
+            half=t.bundle_dtype == "float16",
+        )
         log.info("bundle written to %s", bundle)
         return bundle
