@@ -2,27 +2,10 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-from tests.nmt.decoding.tiny import run_cli, synthetic_lines, write_tiny_bundle
+from tests.nmt.decoding.tiny import synthetic_lines, write_lines
 
 REFS = synthetic_lines(30, seed=21)
 SRCS = synthetic_lines(30, seed=22)
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return write_tiny_bundle(tmp_path_factory.mktemp("cli") / "bundle", seed=3)
-
-
-@pytest.fixture
-def nmt_cli(capsys):
-    return lambda *args: run_cli(capsys, *args)
-
-
-def _write(path, lines):
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
 
 
 def _sacrebleu(ref, hyp) -> list[float]:
@@ -33,10 +16,10 @@ def _sacrebleu(ref, hyp) -> list[float]:
 
 
 def test_score_existing_outputs_like_sacrebleu(nmt_cli, tmp_path):
-    ref = _write(tmp_path / "test.en", REFS)
-    a = _write(tmp_path / "a.en", [" ".join(r.split()[:-1]) or r for r in REFS])
-    b = _write(tmp_path / "b.en", [r.lower() for r in REFS])
-    src = _write(tmp_path / "test.de", SRCS)
+    ref = write_lines(tmp_path / "test.en", REFS)
+    a = write_lines(tmp_path / "a.en", [" ".join(r.split()[:-1]) or r for r in REFS])
+    b = write_lines(tmp_path / "b.en", [r.lower() for r in REFS])
+    src = write_lines(tmp_path / "test.de", SRCS)
     code, out, err = nmt_cli("evaluate", "--hyp", a, b, "--ref", ref, "--src", src,
                              "--report", tmp_path / "compare", "--bootstrap", "100")
     assert code == 0, err
@@ -52,7 +35,7 @@ def test_score_existing_outputs_like_sacrebleu(nmt_cli, tmp_path):
 
 
 def test_decode_and_report(nmt_cli, bundle, tmp_path):
-    src, ref = _write(tmp_path / "test.de", SRCS), _write(tmp_path / "test.en", REFS)
+    src, ref = write_lines(tmp_path / "test.de", SRCS), write_lines(tmp_path / "test.en", REFS)
     out_dir = tmp_path / "report"
     code, out, err = nmt_cli("evaluate", "--model", bundle, "--src", src, "--ref", ref,
                              "--beam", "1", "2", "--report", out_dir, "--bootstrap", "50",
@@ -72,13 +55,13 @@ def test_decode_and_report(nmt_cli, bundle, tmp_path):
 
 
 def test_clear_errors(nmt_cli, bundle, tmp_path):
-    ref = _write(tmp_path / "test.en", REFS)
-    short = _write(tmp_path / "short.en", REFS[:-1])
+    ref = write_lines(tmp_path / "test.en", REFS)
+    short = write_lines(tmp_path / "short.en", REFS[:-1])
     code, _, err = nmt_cli("evaluate", "--hyp", short, "--ref", ref)
     assert code == 2 and "short.en has 29 lines but" in err and "test.en has 30" in err
     code, _, err = nmt_cli("evaluate", "--hyp", tmp_path / "none.en", "--ref", ref)
     assert code == 2 and "hypothesis file" in err and "none.en: no such file" in err
-    _write(tmp_path / "empty.en", [])
+    write_lines(tmp_path / "empty.en", [])
     code, _, err = nmt_cli("evaluate", "--hyp", short, "--ref", tmp_path / "empty.en")
     assert code == 2 and "reference file" in err and "empty.en is empty" in err
     code, _, err = nmt_cli("evaluate", "--model", bundle, "--ref", ref)

@@ -2,27 +2,10 @@ import io
 import subprocess
 import sys
 
-import pytest
-
 from nmt.translator import Translator
-from tests.nmt.decoding.tiny import run_cli, synthetic_lines, write_tiny_bundle
+from tests.nmt.decoding.tiny import synthetic_lines, write_lines
 
 LINES = synthetic_lines(6, seed=9) + ["", "Ünïcödé 😀 漢字", "   "]
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return write_tiny_bundle(tmp_path_factory.mktemp("cli") / "bundle", seed=3)
-
-
-@pytest.fixture
-def nmt_cli(capsys):
-    return lambda *args: run_cli(capsys, *args)
-
-
-def _write(path, lines):
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
 
 
 def test_stdin_to_stdout(nmt_cli, bundle, monkeypatch):
@@ -36,7 +19,7 @@ def test_stdin_to_stdout(nmt_cli, bundle, monkeypatch):
 
 
 def test_file_to_file_keeps_one_line_per_input_line(nmt_cli, bundle, tmp_path):
-    src = _write(tmp_path / "test.de", LINES)
+    src = write_lines(tmp_path / "test.de", LINES)
     hyp = tmp_path / "hyp.en"
     code, out, err = nmt_cli("translate", "--model", bundle, "--input", src, "--output", hyp,
                              "--beam", "3", "--batch-tokens", "10", "--threads", "1")
@@ -49,7 +32,7 @@ def test_file_to_file_keeps_one_line_per_input_line(nmt_cli, bundle, tmp_path):
 
 
 def test_nbest_tsv(nmt_cli, bundle, tmp_path):
-    src = _write(tmp_path / "test.de", LINES)
+    src = write_lines(tmp_path / "test.de", LINES)
     code, out, err = nmt_cli("translate", "-m", bundle, "-i", src, "--beam", "4", "--nbest", "3",
                              "--quiet")
     assert code == 0, err
@@ -64,7 +47,7 @@ def test_nbest_tsv(nmt_cli, bundle, tmp_path):
 
 
 def test_int8(nmt_cli, bundle, tmp_path):
-    src = _write(tmp_path / "test.de", LINES[:3])
+    src = write_lines(tmp_path / "test.de", LINES[:3])
     code, out, err = nmt_cli("translate", "-m", bundle, "-i", src, "--quantize", "int8", "-q")
     assert code == 0, err
     assert len(out.splitlines()) == 3
@@ -78,7 +61,7 @@ def test_help_documents_the_nbest_format(nmt_cli):
 def test_clear_errors(nmt_cli, bundle, tmp_path):
     code, _, err = nmt_cli("translate", "-m", bundle, "-i", tmp_path / "missing.de")
     assert code == 2 and "missing.de: no such file" in err
-    code, _, err = nmt_cli("translate", "-m", tmp_path / "nowhere", "-i", _write(
+    code, _, err = nmt_cli("translate", "-m", tmp_path / "nowhere", "-i", write_lines(
         tmp_path / "a.de", ["x"]))
     assert code == 2 and "nowhere" in err
     code, _, err = nmt_cli("translate", "-m", bundle, "--beam", "2", "--nbest", "3")

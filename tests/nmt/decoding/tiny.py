@@ -88,3 +88,9 @@ def run_cli(capsys, *args: Any) -> tuple[int, str, str]:
         code = exit_.code if isinstance(exit_.code, int) else 1
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    """Writes one line per entry (newline-terminated) and returns the path."""
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path

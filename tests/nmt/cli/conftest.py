@@ -1,0 +1,15 @@
+"""Fixtures shared by the translate and evaluate CLI tests: a tiny bundle and an in-process CLI."""
+
+import pytest
+
+from tests.nmt.decoding.tiny import run_cli, write_tiny_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return write_tiny_bundle(tmp_path_factory.mktemp("cli") / "bundle", seed=3)
+
+
+@pytest.fixture
+def nmt_cli(capsys):
+    return lambda *args: run_cli(capsys, *args)
