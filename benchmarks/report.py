@@ -276,14 +276,22 @@ def _train(add, t: dict | None, targets: list) -> None:
     _load_note(add, t)
 
 
+_LOAD_TOOLS = {
+    "wrk": "`wrk -t1 -cC` (Debian's wrk 4.1, one thread, script benchmarks/wrk/translate.lua)",
+    "httpx": "an asyncio httpx client (wrk was not installed)",
+}
+
+
 def _service(add, s: dict | None, targets: list) -> None:
     if not s:
         return
     add("## Service")
     add("")
     add(f"`nmt serve` on 127.0.0.1, {_threads(s['threads'])}, model: {s['load_model']}. "
-        f"Load: an asyncio httpx client keeping C single-sentence `POST /v1/translate` requests "
-        f"in flight (closed loop), {s['seconds_per_cell']:g} s per cell after a short warm-up, "
+        f"Load: {_LOAD_TOOLS[s.get('load_tool', 'httpx')]} keeping C single-sentence "
+        f"`POST /v1/translate` requests in flight (closed loop: each connection sends its next "
+        f"request when the previous one answers), {s['seconds_per_cell']:g} s per cell after a "
+        f"short warm-up, "
         f"{s['reps']} rounds alternating the batched and the unbatched (`NMT_BATCHING=false`) "
         f"server; medians.")
     add("")

@@ -7,7 +7,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from benchmarks.service_load import Server, load_test
+from benchmarks.service_load import Server, load_test, load_tool
 from benchmarks.workspace import ROOT, Workspace
 
 CONCURRENCY = (1, 8, 32)
@@ -40,7 +40,7 @@ def run(ws: Workspace, args: argparse.Namespace, nmt_ckpt: str, *, log=print) ->
     logs = ws.root / "service"
     logs.mkdir(parents=True, exist_ok=True)
     out: dict = {"threads": threads, "seconds_per_cell": args.service_seconds,
-                 "reps": args.reps,
+                 "reps": args.reps, "load_tool": load_tool(),
                  "load_model": f"the benchmark's nmt model ({Path(nmt_ckpt).name})"}
 
     # Start-up: launch to /ready, with the default models when shipped, else the bench model

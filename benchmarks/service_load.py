@@ -1,20 +1,26 @@
 """Benchmarks: the REST service: start-up time, memory, and requests/s with p50/p99 latency.
 
-`nmt serve` runs as a child process on 127.0.0.1; an asyncio httpx client holds C requests in
-flight (a closed loop: each of C tasks sends its next single-sentence request as soon as the
-previous one answers) for a fixed time, with micro-batching on and off (NMT_BATCHING=false).
+`nmt serve` runs as a child process on 127.0.0.1. The load generator holds C requests in flight
+(a closed loop: each of C connections sends its next single-sentence request as soon as the
+previous one answers) for a fixed time, with micro-batching on and off (NMT_BATCHING=false). It is
+`wrk` (C, one thread, so it takes little of the CPU the server needs) with
+benchmarks/wrk/translate.lua when wrk is installed (Debian: `apt-get install wrk`), otherwise an
+asyncio httpx client, which costs the machine about as much CPU per request as the server does.
 Peak RSS is read from /proc (VmHWM) of the server process after the load.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -107,9 +113,42 @@ async def _load(url: str, sentences: list[str], *, concurrency: int, seconds: fl
     return latencies, errors, elapsed
 
 
+WRK_SCRIPT = ROOT / "benchmarks" / "wrk" / "translate.lua"
+
+
+def load_tool() -> str:
+    """The load generator load_test will use: "wrk" when installed, else "httpx"."""
+    return "wrk" if shutil.which("wrk") else "httpx"
+
+
+def _wrk(url: str, bodies: list[dict], *, concurrency: int, seconds: float) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8") as f:
+        f.write("".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bodies))
+        f.flush()
+        argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s",
+                "--timeout", "60s", "-s", str(WRK_SCRIPT), url, "--", f.name]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    r = json.loads(line.removeprefix("RESULT "))
+    ok = r["requests"] - r["non_2xx"]
+    if ok <= 0:
+        raise RuntimeError(f"no successful request at concurrency {concurrency}:\n{out}")
+    return {
+        "requests_per_s": ok / (r["duration_us"] / 1e6),
+        "p50_ms": r["p50_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "requests": ok,
+        "errors": r["non_2xx"] + r["socket_errors"],
+    }
+
+
 def load_test(url: str, sentences: list[str], *, concurrency: int, seconds: float,
               source: str, target: str, beam_size: int) -> dict[str, float]:
     body = {"source": source, "target": target, "beam_size": beam_size, "return_scores": False}
+    if load_tool() == "wrk":
+        bodies = [{**body, "texts": [text]} for text in sentences]
+        _wrk(url, bodies, concurrency=concurrency, seconds=1.0)  # untimed warm-up
+        return _wrk(url, bodies, concurrency=concurrency, seconds=seconds)
     # A short untimed warm-up, so first-call costs are not in the figures.
     asyncio.run(_load(url, sentences, concurrency=concurrency, seconds=min(1.0, seconds / 4),
                       body=body))

@@ -1,4 +1,5 @@
-"""Checkpoint: self-describing training checkpoints and model bundles, saved atomically, loaded as data.
+"""Checkpoint: self-describing training checkpoints and model bundles, saved atomically, loaded
+as data.
 
 A checkpoint (one `.pt` file) and a bundle (a directory with `model.pt`) hold only tensors,
 numbers, strings, bytes, lists and dicts: a format version, the resolved config, the

@@ -167,7 +167,10 @@ def _coerce(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{key}: expected a list of {len(args)} numbers, got {value!r}")
-        return tuple(_coerce(f"{key}[{i}]", v, a, {}) for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(
+            _coerce(f"{key}[{i}]", v, a, {})
+            for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")

@@ -1,10 +1,15 @@
 """Service: micro-batching. Concurrent requests for one model are merged into token-budget batches.
 
 Each model has one worker thread (torch releases the GIL, so the event loop keeps serving) and one
-bounded queue. The worker takes the oldest request, then, for up to `max_wait_s`, every queued
-request with *identical* decoding options that still fits in `max_batch_tokens`, and translates
-them in one call. The translator's outputs do not depend on what else is in the batch, so a merged
-request gets exactly what it would get alone.
+bounded queue. The worker takes the oldest request, then every queued request with *identical*
+decoding options that still fits in `max_batch_tokens`, and translates them in one call. The
+translator's outputs do not depend on what else is in the batch, so a merged request gets exactly
+what it would get alone.
+
+How long to wait for more: `Arrivals` counts the translation requests the server has started to
+read but not yet queued (their bodies are still being parsed and checked). While some are on their
+way, the worker waits for them, up to `max_wait_s`; when none are, it starts at once, so a lone
+request pays no batching delay and a burst of 32 is not cut into pieces by a fixed timer.
 
 The queue lives in a thread, not in an event loop, so one batcher serves any number of loops
 (uvicorn's, or one per request under Starlette's TestClient).
@@ -13,6 +18,7 @@ The queue lives in a thread, not in an event loop, so one batcher serves any num
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -56,6 +62,50 @@ class TranslationTimeout(Exception):
 TranslateFn = Callable[[list[str], DecodeOptions], Sequence[Any]]
 
 
+class _Arrival:
+    """One request between reaching the server and reaching a queue."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending = True
+
+
+_current_arrival: contextvars.ContextVar[_Arrival | None] = contextvars.ContextVar(
+    "nmt_arrival", default=None)
+
+
+class Arrivals:
+    """How many translation requests are being read or checked and will soon be queued.
+
+    The HTTP layer calls `arrive()` when a translation request comes in (in its own context) and
+    `leave()` when the response is done; `MicroBatcher.submit` settles the arrival of the request
+    it runs in. A request that fails validation never reaches a queue: `leave` settles it then.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.pending = 0  # read without the lock by the workers: a plain int read is atomic
+
+    def arrive(self) -> contextvars.Token:
+        with self._lock:
+            self.pending += 1
+        return _current_arrival.set(_Arrival())
+
+    def settle_current(self) -> None:
+        """Marks the current request as queued (or finished); idempotent."""
+        arrival = _current_arrival.get()
+        if arrival is not None and arrival.pending:
+            with self._lock:
+                if arrival.pending:
+                    arrival.pending = False
+                    self.pending -= 1
+
+    def leave(self, token: contextvars.Token) -> None:
+        self.settle_current()
+        _current_arrival.reset(token)
+
+
 @dataclass
 class _Job:
     texts: list[str]
@@ -73,16 +123,19 @@ class MicroBatcher:
         name: the model's name, for metrics and logs.
         enabled: False translates each request alone (still queued, one at a time).
         max_batch_tokens: source subwords per merged call; a larger single request runs alone.
-        max_wait_s: how long the worker waits for more requests to merge.
+        max_wait_s: the longest the worker waits for more requests to merge.
         max_queue: texts allowed to wait; beyond that `submit` raises QueueFull.
+        arrivals: the server's count of requests on their way to a queue; the worker waits for
+            more only while it is above zero. None: always wait the full `max_wait_s`.
     """
 
     def __init__(self, translate: TranslateFn, *, name: str, metrics: ServiceMetrics,
                  enabled: bool = True, max_batch_tokens: int = 4000, max_wait_s: float = 0.005,
-                 max_queue: int = 256):
+                 max_queue: int = 256, arrivals: Arrivals | None = None):
         self._translate = translate
         self.name = name
         self._metrics = metrics
+        self._arrivals = arrivals
         self.enabled = enabled
         self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_s
@@ -98,6 +151,8 @@ class MicroBatcher:
     def submit(self, texts: list[str], tokens: int, options: DecodeOptions) -> Future:
         """Queues one request; its future resolves to a BatchResult."""
         job = _Job(texts=list(texts), tokens=tokens, options=options)
+        if self._arrivals is not None:
+            self._arrivals.settle_current()
         with self._cond:
             if self._closed:
                 raise RuntimeError("the service is shutting down")
@@ -177,6 +232,8 @@ class MicroBatcher:
                             and self._pop(job) is not None):
                         batch.append(job)
                         tokens += job.tokens
+                if self._arrivals is not None and self._arrivals.pending <= 0:
+                    break  # nothing else is on its way: waiting would only add latency
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0 or self._closed:
                     break
@@ -218,3 +275,24 @@ class MicroBatcher:
             queue_s = start - job.enqueued
             m.queue_wait.labels(self.name).observe(queue_s)
             job.future.set_result(BatchResult(part, queue_s, compute_s, len(texts)))
+
+
+class ArrivalsMiddleware:
+    """Counts POSTs to the translation routes in `arrivals` from the moment they reach the app
+    (before their bodies are read and validated) until they are queued or answered."""
+
+    def __init__(self, app: Any, *, arrivals: Arrivals,
+                 paths: frozenset[str] = frozenset({"/translate", "/v1/translate"})):
+        self.app = app
+        self.arrivals = arrivals
+        self.paths = paths
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        token = self.arrivals.arrive()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.arrivals.leave(token)

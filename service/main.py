@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.access import AccessGuard
+from service.batching import Arrivals, ArrivalsMiddleware
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimitMiddleware
 from service.metrics import MetricsMiddleware, ServiceMetrics
@@ -51,11 +52,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Builds the app; models load when it starts (uvicorn, or `with TestClient(app)`)."""
     settings = settings or ServiceSettings()
     metrics = ServiceMetrics()
+    arrivals = Arrivals()  # translation requests on their way to a batcher's queue
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Loading reads files and builds models: keep it off the event loop.
-        registry = await asyncio.to_thread(ModelRegistry.load, settings, metrics)
+        registry = await asyncio.to_thread(ModelRegistry.load, settings, metrics, arrivals)
         logger.info("serving %s", ", ".join(f"{e.name} ({s}->{t})"
                                             for (s, t), e in sorted(registry.entries.items())))
         app.state.registry = registry
@@ -68,6 +70,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app = FastAPI(title="nmt", version=_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.arrivals = arrivals
     app.state.guard = AccessGuard(settings.api_keys, settings.rate_limit_per_minute)
     app.state.registry = None
     install_error_handlers(app)
@@ -75,6 +78,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         app.include_router(module.router)
 
     # Added innermost first: metrics sees every response, the size limit runs before any route.
+    app.add_middleware(ArrivalsMiddleware, arrivals=arrivals)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nmt.translator import Translator
-from service.batching import DecodeOptions, MicroBatcher
+from service.batching import Arrivals, DecodeOptions, MicroBatcher
 from service.metrics import ServiceMetrics
 from service.settings import ServiceSettings
 
@@ -38,7 +38,7 @@ class ModelRegistry:
     """
 
     def __init__(self, translators: Mapping[str, Any], *, settings: ServiceSettings,
-                 metrics: ServiceMetrics):
+                 metrics: ServiceMetrics, arrivals: Arrivals | None = None):
         self.entries: dict[tuple[str, str], ModelEntry] = {}
         for name, translator in translators.items():
             pair = (translator.src_lang, translator.tgt_lang)
@@ -46,17 +46,18 @@ class ModelRegistry:
                 raise ValueError(f"models {self.entries[pair].name} and {name} both translate "
                                  f"{pair[0]}->{pair[1]}; serve one of them")
             self.entries[pair] = ModelEntry(name, translator, _batcher_for(
-                translator, name=name, settings=settings, metrics=metrics))
+                translator, name=name, settings=settings, metrics=metrics, arrivals=arrivals))
 
     @classmethod
-    def load(cls, settings: ServiceSettings, metrics: ServiceMetrics) -> ModelRegistry:
+    def load(cls, settings: ServiceSettings, metrics: ServiceMetrics,
+             arrivals: Arrivals | None = None) -> ModelRegistry:
         translators = {}
         for path in settings.bundle_dirs():
             logger.info("loading model bundle %s", path)
             translators[path.name] = Translator.from_checkpoint(
                 path, device=settings.device, quantize=settings.quantize,
                 num_threads=settings.num_threads)
-        return cls(translators, settings=settings, metrics=metrics)
+        return cls(translators, settings=settings, metrics=metrics, arrivals=arrivals)
 
     def get(self, src: str, tgt: str) -> ModelEntry:
         try:
@@ -76,7 +77,7 @@ class ModelRegistry:
 
 
 def _batcher_for(translator: Any, *, name: str, settings: ServiceSettings,
-                 metrics: ServiceMetrics) -> MicroBatcher:
+                 metrics: ServiceMetrics, arrivals: Arrivals | None) -> MicroBatcher:
     def translate(texts: list[str], options: DecodeOptions) -> list[Any]:
         translations = translator.translate(
             texts, beam_size=options.beam_size, nbest=options.nbest,
@@ -88,4 +89,4 @@ def _batcher_for(translator: Any, *, name: str, settings: ServiceSettings,
     return MicroBatcher(
         translate, name=name, metrics=metrics, enabled=settings.batching,
         max_batch_tokens=settings.max_batch_tokens, max_wait_s=settings.max_wait_ms / 1000.0,
-        max_queue=settings.max_queue)
+        max_queue=settings.max_queue, arrivals=arrivals)

@@ -1,4 +1,5 @@
-"""CLI: `nmt export`: write a bundle from a run's checkpoints (best, or an average of the last N)."""
+"""CLI: `nmt export`: write a bundle from a run's checkpoints (best, or an average of the last N).
+"""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train a translation model",
         description="Train a model. Examples:\n"
         "  nmt train --config configs/multi30k-de-en.yaml\n"
-        "  nmt train --config configs/multi30k-de-en.yaml --set model.cell=lstm --set train.max_tokens=6000\n"
+        "  nmt train --config configs/multi30k-de-en.yaml --set model.cell=lstm \\\n"
+        "      --set train.max_tokens=6000\n"
         "  nmt train --resume runs/multi30k-de-en\n"
         "  torchrun --nproc_per_node 4 -m nmt train --config configs/multi30k-de-en.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -1,4 +1,5 @@
-"""Data: reading parallel text (aligned files, gzip or plain, or one TSV), normalising and filtering.
+"""Data: reading parallel text (aligned files, gzip or plain, or one TSV), normalising and
+filtering.
 
 Every problem names the file and line. Nothing is dropped silently: filters return their counts.
 """
@@ -137,7 +138,7 @@ def _keep_complete_pairs(
     src: Sequence[str | None], tgt: Sequence[str | None], stats: ReadStats
 ) -> ParallelCorpus:
     keep_src, keep_tgt = [], []
-    for s, t in zip(src, tgt):
+    for s, t in zip(src, tgt, strict=True):
         if s is None or t is None:
             continue
         keep_src.append(s)
@@ -155,7 +156,7 @@ def filter_pairs(
 ) -> list[int]:
     """Indices of the pairs to train on; counts the others in `stats` by reason."""
     kept = []
-    for i, (s, t) in enumerate(zip(src_ids, tgt_ids)):
+    for i, (s, t) in enumerate(zip(src_ids, tgt_ids, strict=True)):
         if not s or not t:
             stats.add("empty side")
         elif len(s) > max_len or len(t) > max_len:

@@ -38,7 +38,8 @@ class EncodedCorpus:
 
     def lengths(self) -> list[int]:
         """Longest side per pair, counting the EOS/BOS each side gets."""
-        return [max(len(s), len(t)) + 1 for s, t in zip(self.src_ids, self.tgt_ids)]
+        pairs = zip(self.src_ids, self.tgt_ids, strict=True)
+        return [max(len(s), len(t)) + 1 for s, t in pairs]
 
 
 @dataclass
@@ -98,7 +99,7 @@ def build_tokenizers(
     else:
         tokenizers = [train(corpus.src), train(corpus.tgt)]
     cache_dir.mkdir(parents=True, exist_ok=True)
-    for name, tok in zip(names, tokenizers):
+    for name, tok in zip(names, tokenizers, strict=True):
         tok.save(cache_dir / f"{name}.model")
     key_file.write_text(json.dumps(key, indent=1))
     return (tokenizers[0], tokenizers[0]) if cfg.joint else (tokenizers[0], tokenizers[1])

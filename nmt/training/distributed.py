@@ -25,7 +25,10 @@ class DistInfo:
 
 
 def init_distributed(device: torch.device) -> DistInfo:
-    """Joins the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on CUDA, gloo on CPU."""
+    """Joins the process group when launched by torchrun (WORLD_SIZE > 1).
+
+    NCCL on CUDA, gloo on CPU.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()

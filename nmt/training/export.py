@@ -1,4 +1,5 @@
-"""Training: turning a run's checkpoints into a bundle: the best one, or the average of the last N."""
+"""Training: turning a run's checkpoints into a bundle: the best one, or the average of the
+last N."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from nmt.training.rotation import BEST, list_step_checkpoints
 
 
 def choose_checkpoints(ckpt_dir: Path, average_last: int) -> list[Path]:
-    """The last `average_last` step checkpoints when averaging (> 1), else best.pt (or the newest)."""
+    """The last `average_last` step checkpoints when averaging (> 1), else best.pt (or the
+    newest)."""
     steps = [path for _, path in list_step_checkpoints(ckpt_dir)]
     if average_last > 1 and len(steps) >= 2:
         return steps[-average_last:]

@@ -1,4 +1,5 @@
-"""Training: the run's checkpoint files: naming, keeping best and last K, finding the latest, averaging."""
+"""Training: the run's checkpoint files: naming, keeping best and last K, finding the latest,
+averaging."""
 
 from __future__ import annotations
 

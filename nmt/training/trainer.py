@@ -176,7 +176,10 @@ class Trainer:
 
     # ----------------------------------------------------------------- steps
     def train_step(self, batch: Batch) -> tuple[float, float, int, float] | None:
-        """One optimizer step. Returns (loss sum, nll sum, target tokens, grad norm) or None if skipped."""
+        """One optimizer step.
+
+        Returns (loss sum, nll sum, target tokens, grad norm), or None if the batch was skipped.
+        """
         t = self.cfg.train
         net = self.ddp or self.model
         self.optimizer.zero_grad(set_to_none=True)
@@ -252,7 +255,7 @@ class Trainer:
             loss_sum = nll_sum = 0.0
             n_tokens = 0
             order = token_batches(
-                [max(len(s), len(t)) + 1 for s, t in zip(valid.src_ids, valid.tgt_ids)],
+                valid.lengths(),
                 max_tokens=self.cfg.train.max_tokens,
                 max_sentences=512,
                 seed=None,
@@ -337,7 +340,10 @@ class Trainer:
 
     # ----------------------------------------------------------------- loop
     def train(self) -> Path | None:
-        """Runs to the end (epochs, max_steps or early stop); returns the bundle directory (rank 0)."""
+        """Runs to the end (epochs, max_steps or early stop).
+
+        Returns the bundle directory (rank 0).
+        """
         try:
             return self._train_loop()
         finally:

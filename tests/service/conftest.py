@@ -123,7 +123,8 @@ def serve_fakes() -> Iterator[Callable[..., Served]]:
         translators = translators or {"fake-de-en": FakeTranslator("de", "en")}
         config = ServiceSettings(models_root="unused", **settings)
         app = create_app(config)
-        registry = ModelRegistry(translators, settings=config, metrics=app.state.metrics)
+        registry = ModelRegistry(translators, settings=config, metrics=app.state.metrics,
+                                 arrivals=app.state.arrivals)
         made.append(registry)
         app.dependency_overrides[get_registry] = lambda: registry
         # No `with`: the lifespan does not run, nothing loads.

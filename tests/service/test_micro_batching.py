@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
+import time
 
 import pytest
 
-from service.batching import DecodeOptions, MicroBatcher, QueueFull, TranslationTimeout
+from service.batching import (
+    Arrivals,
+    DecodeOptions,
+    MicroBatcher,
+    QueueFull,
+    TranslationTimeout,
+)
 from service.metrics import ServiceMetrics
 
 
@@ -85,6 +93,46 @@ def test_disabled_batching_runs_each_request_alone(make_batcher):
     for f in futures:
         f.result(5)
     assert [texts for texts, _ in rec.calls] == [["first"], ["t0"], ["t1"], ["t2"]]
+
+
+def test_lone_request_does_not_wait_when_nothing_else_is_arriving(make_batcher):
+    rec = Recorder()
+    batcher = make_batcher(rec, max_wait_s=30.0, arrivals=Arrivals())
+    start = time.perf_counter()
+    assert batcher.submit(["alone"], 1, DecodeOptions()).result(10).translations == ["alone/None"]
+    assert time.perf_counter() - start < 5.0  # not the 30 s timer
+
+
+def test_worker_waits_for_requests_still_being_read(make_batcher):
+    """Two requests arrive; the first is queued while the second is still being parsed: the
+    worker holds the first until the second is queued, then runs both in one call."""
+    arrivals = Arrivals()
+    rec = Recorder()
+    batcher = make_batcher(rec, max_wait_s=30.0, arrivals=arrivals)
+    first_request, second_request = contextvars.copy_context(), contextvars.copy_context()
+    first_request.run(arrivals.arrive)
+    second_request.run(arrivals.arrive)
+    assert arrivals.pending == 2
+    start = time.perf_counter()
+    a = first_request.run(batcher.submit, ["a"], 1, DecodeOptions())
+    assert arrivals.pending == 1
+    time.sleep(0.2)
+    assert not rec.calls  # held back: another request is on its way
+    b = second_request.run(batcher.submit, ["b"], 1, DecodeOptions())
+    assert (a.result(10).translations, b.result(10).translations) == (["a/None"], ["b/None"])
+    assert [texts for texts, _ in rec.calls] == [["a", "b"]]
+    assert arrivals.pending == 0 and time.perf_counter() - start < 10.0
+
+
+def test_rejected_requests_do_not_count_as_arriving(serve_fakes):
+    served = serve_fakes()
+    bad = served.client.post("/v1/translate", content=b"{not json",
+                              headers={"content-type": "application/json"})
+    assert bad.status_code == 400 or bad.status_code == 422
+    ok = served.client.post("/v1/translate", json={"texts": ["hallo"], "source": "de",
+                                                  "target": "en"})
+    assert ok.status_code == 200
+    assert served.app.state.arrivals.pending == 0
 
 
 def test_full_queue_refuses(make_batcher):
