@@ -226,6 +226,11 @@ def hostile_requests(rng: random.Random) -> Iterator[Hostile]:
                   b"&".join([b"q=a"] * 500) + b"&source=de&target=en", FORM, (400,))
     yield Hostile("broken multipart", "POST", "/translate", b"--xx\r\nbroken",
                   {"Content-Type": "multipart/form-data"}, (400,))
+    yield Hostile("multipart bad utf-8", "POST", "/translate",
+                  b'--xx\r\nContent-Disposition: form-data; name="q"\r\n\r\n' + bad
+                  + b'\r\n--xx\r\nContent-Disposition: form-data; name="source"\r\n\r\nde'
+                  b'\r\n--xx\r\nContent-Disposition: form-data; name="target"\r\n\r\nen'
+                  b"\r\n--xx--\r\n", {"Content-Type": "multipart/form-data; boundary=xx"}, (400,))
     # Methods, paths and static files that do not exist.
     for method, path in [("GET", "/translate"), ("PUT", "/v1/translate"), ("DELETE", "/languages"),
                          ("GET", "/nope"), ("GET", "/static/../../etc/passwd"),

@@ -46,13 +46,21 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     }}}
 
 
+def _has_non_utf8_field(form: Any, raw: bytes) -> bool:
+    """True when a multipart text field was not valid UTF-8. Starlette decodes such a part as
+    Latin-1 instead of refusing it; the UTF-8 encoding of that text then differs from the bytes
+    sent (every invalid sequence has a byte >= 0x80), so it is not found in the raw body."""
+    return any(isinstance(v, str) and v.encode("utf-8", "surrogatepass") not in raw
+               for _, v in form.multi_items())
+
+
 async def _read_fields(request: Request) -> dict[str, Any]:
     """The request's fields from a JSON object or from form data, as LibreTranslate accepts."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        # The form parsers turn bad bytes into other characters that we would translate.
+        raw = await request.body()  # bounded by BodySizeLimitMiddleware; form() reuses it
         if ctype == "application/x-www-form-urlencoded":
-            # The form parser would turn bad bytes into U+FFFD and translate those; refuse them.
-            raw = await request.body()
             try:
                 urllib.parse.unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
             except UnicodeDecodeError:
@@ -63,6 +71,8 @@ async def _read_fields(request: Request) -> dict[str, Any]:
             raise
         except Exception:
             raise ApiError(400, "Invalid request: the body is not valid form data") from None
+        if ctype == "multipart/form-data" and _has_non_utf8_field(form, raw):
+            raise ApiError(400, "Invalid request: a form field is not valid UTF-8")
         fields: dict[str, Any] = {}
         for key in form:
             values = [v for v in form.getlist(key) if isinstance(v, str)]

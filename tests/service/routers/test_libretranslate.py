@@ -105,6 +105,27 @@ def test_unparseable_bodies(served, body, ctype, message):
     assert message in r.json()["error"]
 
 
+def _multipart(q: bytes) -> tuple[bytes, str]:
+    boundary = "nmt-test-boundary"
+    parts = [(b"q", q), (b"source", b"de"), (b"target", b"en")]
+    body = b"".join(b"--" + boundary.encode() + b'\r\nContent-Disposition: form-data; name="'
+                    + name + b'"\r\n\r\n' + value + b"\r\n" for name, value in parts)
+    return body + b"--" + boundary.encode() + b"--\r\n", f"multipart/form-data; boundary={boundary}"
+
+
+def test_multipart_form_with_invalid_utf8_is_refused(served):
+    body, ctype = _multipart(b"der hund \xff\xfe rennt")
+    r = served.client.post("/translate", content=body, headers={"Content-Type": ctype})
+    assert r.status_code == 400
+    assert r.json() == {"error": "Invalid request: a form field is not valid UTF-8"}
+
+
+def test_multipart_form_keeps_a_replacement_character_the_client_sent(served):
+    body, ctype = _multipart("der hund \ufffd rennt".encode())
+    r = served.client.post("/translate", content=body, headers={"Content-Type": ctype})
+    assert r.status_code == 200 and r.json()["translatedText"]
+
+
 def test_text_limits(serve_fakes):
     client = serve_fakes(max_texts=2, max_text_chars=10, max_request_chars=15).client
     cases = [(["a", "b", "c"], "3 texts exceed the limit of 2"),
