@@ -95,3 +95,14 @@ def test_read_lines_like_sacrebleu_and_clear_errors(tmp_path):
         read_lines(tmp_path / "latin1.txt")
     with pytest.raises(EvaluationError, match="a.txt has 1 lines but b.txt has 2"):
         check_same_length(["x"], "a.txt", ["x", "y"], "b.txt")
+
+
+def test_read_lines_reads_gzip_and_names_a_broken_one(tmp_path):
+    import gzip
+
+    path = tmp_path / "ref.en.gz"
+    path.write_bytes(gzip.compress("a dog  \nrüns\n".encode()))
+    assert read_lines(path) == ["a dog", "rüns"]
+    path.write_bytes(gzip.compress(b"a dog\n")[:12])
+    with pytest.raises(EvaluationError, match="ref.en.gz: broken gzip file"):
+        read_lines(path)
