@@ -121,7 +121,8 @@ def load_tool() -> str:
     return "wrk" if shutil.which("wrk") else "httpx"
 
 
-def _wrk(url: str, bodies: list[dict], *, concurrency: int, seconds: float) -> dict[str, float]:
+def _wrk(url: str, bodies: list[dict], *, concurrency: int, seconds: float,
+         warm_up: bool = False) -> dict[str, float] | None:
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8") as f:
         f.write("".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bodies))
         f.flush()
@@ -131,6 +132,8 @@ def _wrk(url: str, bodies: list[dict], *, concurrency: int, seconds: float) -> d
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     r = json.loads(line.removeprefix("RESULT "))
     ok = r["requests"] - r["non_2xx"]
+    if warm_up:  # wrk drops the requests still in flight at the end: a short run may count none
+        return None
     if ok <= 0:
         raise RuntimeError(f"no successful request at concurrency {concurrency}:\n{out}")
     return {
@@ -147,8 +150,13 @@ def load_test(url: str, sentences: list[str], *, concurrency: int, seconds: floa
     body = {"source": source, "target": target, "beam_size": beam_size, "return_scores": False}
     if load_tool() == "wrk":
         bodies = [{**body, "texts": [text]} for text in sentences]
-        _wrk(url, bodies, concurrency=concurrency, seconds=1.0)  # untimed warm-up
-        return _wrk(url, bodies, concurrency=concurrency, seconds=seconds)
+        _wrk(url, bodies, concurrency=concurrency, seconds=1.0, warm_up=True)
+        for attempt in range(3):  # a very short run may end before any answer: run longer
+            try:
+                return _wrk(url, bodies, concurrency=concurrency, seconds=seconds * 2**attempt)
+            except RuntimeError:
+                if attempt == 2:
+                    raise
     # A short untimed warm-up, so first-call costs are not in the figures.
     asyncio.run(_load(url, sentences, concurrency=concurrency, seconds=min(1.0, seconds / 4),
                       body=body))
