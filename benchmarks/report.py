@@ -134,7 +134,7 @@ def _machine(add, setup: dict) -> None:
 def _models(add, models: dict | None) -> None:
     if not models:
         return
-    add("## Models compared: the same training budget")
+    add("## Models compared")
     add("")
     minutes = models.get("budget_minutes")
     extra = models.get("extra_peer_minutes", 0)
@@ -148,15 +148,14 @@ def _models(add, models: dict | None) -> None:
         + (f"; then nmt went on alone for {extra_nmt:g} more minutes" if extra_nmt else "")
         + f" (in all: peers {minutes + extra:g} min each, nmt {minutes + extra_nmt:g} min)"
         + ". The newest checkpoint of each (saved every 20 updates) is what the decoding "
-        "figures use. These are early-training models: their BLEU is far below converged "
-        "figures (the peers' notes: 36-40 after about 20 epochs on a GPU), so the decoding "
-        "figures compare speed at an early point of training, with validation and test BLEU "
-        "of the same models side by side in the translation tables. They did not reach "
-        "comparable quality: in less wall-clock time nmt's model got far further (it trains "
-        "faster and had more updates), so every speed ratio below comes with a higher BLEU for "
-        "nmt, not an equal one. Output length follows "
-        "quality (an undertrained model stops early or repeats), so compare target tokens/s "
-        "as well as sentences/s.")
+        "figures use. These are early-training models, below converged figures (the peers' "
+        "notes: 36-40 BLEU after about 20 epochs on a GPU); the translation tables give each "
+        "model's validation and test BLEU beside its speed. Output length follows quality (an "
+        "undertrained model stops early or repeats), so compare target tokens/s as well as "
+        "sentences/s.")
+    for system, more in (models.get("later_training") or {}).items():
+        add("")
+        add(f"Later, {PEER_NAMES.get(system, system)} alone: {more}")
     add("")
     add("| system | updates reached | checkpoint |")
     add("|---|---|---|")

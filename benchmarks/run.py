@@ -2,6 +2,7 @@
 
     python benchmarks/run.py --all                       # everything (installs the peers first)
     python benchmarks/run.py translate --peer opennmt-py # nmt vs one peer, greedy and beam 5
+    python benchmarks/run.py models --peer opennmt-py --continue-min 55   # a peer trains longer
     python benchmarks/run.py --all --quick --out /tmp/R.md   # tiny models, seconds; no peers
                                                          # unless already installed
 
@@ -86,6 +87,12 @@ def _git_commit() -> str:
 
 
 def stage_models(ws: Workspace, args: argparse.Namespace, systems: list[str]) -> None:
+    if args.continue_min > 0:
+        go_on = [s for s in systems if s != "nmt"]
+        found = training.train_for_budget(ws, go_on, minutes=args.continue_min, threads=1,
+                                          resume=True, log=log)
+        record_continued(ws, found, args.continue_min)
+        return
     if args.quick:
         found = {}
         for system in systems:
@@ -111,6 +118,20 @@ def stage_models(ws: Workspace, args: argparse.Namespace, systems: list[str]) ->
                                "extra_peer_minutes": args.peer_extra_min if peers_in else 0,
                                "extra_nmt_minutes": args.nmt_extra_min,
                                "checkpoints": found})
+
+
+def record_continued(ws: Workspace, found: dict[str, dict], minutes: float) -> None:
+    """Stores peers' newer checkpoints from `models --continue-min`, keeping the others."""
+    stage = load_stage(ws, "models")
+    if stage is None:
+        raise SystemExit("no trained models to continue: run `python benchmarks/run.py models`")
+    stage["checkpoints"].update(found)
+    for system, ck in found.items():
+        stage.setdefault("later_training", {})[system] = (
+            f"went on from its newest checkpoint (weights and optimizer) for {minutes:g} more "
+            f"minutes with 1 thread, to update {ck['step']} "
+            f"(`python benchmarks/run.py models --peer {system} --continue-min {minutes:g}`).")
+    store_stage(ws, "models", stage)
 
 
 def models_for(ws: Workspace, systems: list[str]) -> dict[str, str]:
@@ -207,6 +228,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="then the peers alone go on for this many more minutes")
     p.add_argument("--nmt-extra-min", type=float, default=10.0,
                    help="and then nmt alone for this many (its total stays below the peers')")
+    p.add_argument("--continue-min", type=float, default=0.0,
+                   help="models stage: the peers chosen with --peer go on from their newest "
+                        "checkpoints for this many minutes (nmt's model is kept)")
     p.add_argument("--train-steps", type=int, default=10,
                    help="updates per training-throughput run (the first 5 are warm-up)")
     p.add_argument("--service-seconds", type=float, default=8.0,
