@@ -87,6 +87,9 @@ def _git_commit() -> str:
 
 
 def stage_models(ws: Workspace, args: argparse.Namespace, systems: list[str]) -> None:
+    if args.nmt_bundle:
+        record_nmt_bundle(ws, args.nmt_bundle)
+        return
     if args.continue_min > 0:
         go_on = [s for s in systems if s != "nmt"]
         found = training.train_for_budget(ws, go_on, minutes=args.continue_min, threads=1,
@@ -131,6 +134,23 @@ def record_continued(ws: Workspace, found: dict[str, dict], minutes: float) -> N
             f"went on from its newest checkpoint (weights and optimizer) for {minutes:g} more "
             f"minutes with 1 thread, to update {ck['step']} "
             f"(`python benchmarks/run.py models --peer {system} --continue-min {minutes:g}`).")
+    store_stage(ws, "models", stage)
+
+
+def record_nmt_bundle(ws: Workspace, bundle: Path) -> None:
+    """Makes a trained nmt bundle (e.g. the shipped model) nmt's model for the decoding stages."""
+    bundle = bundle.resolve()
+    meta = json.loads((bundle / "metadata.json").read_text())
+    stage = load_stage(ws, "models")
+    if stage is None:
+        raise SystemExit("run `python benchmarks/run.py models` first (the peers' models)")
+    stage["checkpoints"]["nmt"] = {"path": str(bundle), "step": meta.get("steps")}
+    shown = bundle.relative_to(ROOT) if bundle.is_relative_to(ROOT) else bundle
+    stage.setdefault("later_training", {})["nmt"] = (
+        f"its budget model was replaced by the bundle `{shown}` "
+        f"({meta.get('epochs')} epochs, {meta.get('steps')} updates; the same architecture, "
+        f"sizes, data and SentencePiece model), so that its BLEU is not below the peers' "
+        f"(`python benchmarks/run.py models --nmt-bundle {shown}`).")
     store_stage(ws, "models", stage)
 
 
@@ -231,6 +251,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--continue-min", type=float, default=0.0,
                    help="models stage: the peers chosen with --peer go on from their newest "
                         "checkpoints for this many minutes (nmt's model is kept)")
+    p.add_argument("--nmt-bundle", type=Path,
+                   help="models stage: use this trained nmt bundle (e.g. models/multi30k-de-en) "
+                        "as nmt's model for translate and service")
     p.add_argument("--train-steps", type=int, default=10,
                    help="updates per training-throughput run (the first 5 are warm-up)")
     p.add_argument("--service-seconds", type=float, default=8.0,

@@ -24,6 +24,8 @@ def bundle_from_checkpoint(ckpt: str, out: Path) -> Path:
     from nmt.config import config_from_dict
     from nmt.tokenization import Tokenizer
 
+    if (Path(ckpt) / "model.pt").is_file():  # already a bundle
+        return Path(ckpt)
     if (out / "model.pt").exists():
         return out
     obj = safe_load(ckpt)
@@ -41,7 +43,7 @@ def run(ws: Workspace, args: argparse.Namespace, nmt_ckpt: str, *, log=print) ->
     logs.mkdir(parents=True, exist_ok=True)
     out: dict = {"threads": threads, "seconds_per_cell": args.service_seconds,
                  "reps": args.reps, "load_tool": load_tool(),
-                 "load_model": f"the benchmark's nmt model ({Path(nmt_ckpt).name})"}
+                 "load_model": f"nmt's model of the translation benchmark ({Path(nmt_ckpt).name})"}
 
     # Start-up: launch to /ready, with the default models when shipped, else the bench model
     # (--quick: the batched load server's own start).
