@@ -42,7 +42,8 @@ def write(path: Path, stages: dict[str, dict | None], *, quick: bool, elapsed: f
         "spread is (max - min) / median. The ratio is the result: absolute numbers drift on a "
         "shared machine.")
     add("")
-    loaded = any(len(st.get("machine_load") or []) > 1 for st in stages.values() if st)
+    figures = ("translate", "compute", "train", "service")
+    loaded = any(len((stages.get(name) or {}).get("machine_load") or []) > 1 for name in figures)
     if loaded and not quick:
         add("**The machine was loaded while these figures were taken**: other jobs were "
             "running on its two cores (each section lists them). The figures therefore use one "
@@ -156,6 +157,9 @@ def _models(add, models: dict | None) -> None:
     for system, more in (models.get("later_training") or {}).items():
         add("")
         add(f"Later, {PEER_NAMES.get(system, system)} alone: {more}")
+    if models.get("note"):  # written by hand into models.json: how comparable the models are
+        add("")
+        add(models["note"])
     add("")
     add("| system | updates reached | checkpoint |")
     add("|---|---|---|")
