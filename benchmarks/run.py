@@ -140,6 +140,9 @@ def record_continued(ws: Workspace, found: dict[str, dict], minutes: float) -> N
 def record_nmt_bundle(ws: Workspace, bundle: Path) -> None:
     """Makes a trained nmt bundle (e.g. the shipped model) nmt's model for the decoding stages."""
     bundle = bundle.resolve()
+    if not (bundle / "model.pt").is_file() or not (bundle / "metadata.json").is_file():
+        raise SystemExit(f"--nmt-bundle {bundle}: not a model bundle (needs model.pt and "
+                         "metadata.json, as `nmt export` writes)")
     meta = json.loads((bundle / "metadata.json").read_text())
     stage = load_stage(ws, "models")
     if stage is None:
@@ -261,6 +264,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not args.all and not args.stage:
         p.error("give a stage or --all")
+    if args.continue_min < 0:
+        p.error(f"--continue-min: {args.continue_min:g} is negative")
+    if (args.nmt_bundle or args.continue_min) and args.stage != "models":
+        p.error("--nmt-bundle and --continue-min belong to the models stage")
     args.peers = [] if args.no_peers else (args.peer or list(PEERS))
     return args
 

@@ -37,7 +37,8 @@ class ReadStats:
         self.counts[reason] += n
 
 
-def _open_bytes(path: Path):
+def open_bytes(path: Path):
+    """Opens a file for binary reading, decompressing it when it is gzip (by its magic bytes)."""
     with open(path, "rb") as probe:
         magic = probe.read(2)
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
@@ -55,7 +56,7 @@ def read_lines(
     path = Path(path)
     lines: list[str | None] = []
     try:
-        with _open_bytes(path) as handle:
+        with open_bytes(path) as handle:
             for number, raw in enumerate(handle, start=1):
                 try:
                     text = raw.decode("utf-8")
@@ -108,7 +109,7 @@ def read_tsv(path: str | Path, *, on_bad_line: str = "error") -> ParallelCorpus:
     tgt: list[str | None] = []
     path = Path(path)
     try:
-        with _open_bytes(path) as handle:
+        with open_bytes(path) as handle:
             for number, raw in enumerate(handle, start=1):
                 try:
                     text = raw.decode("utf-8").rstrip("\r\n")

@@ -8,8 +8,10 @@ Gzipped files (such as data/multi30k/*.gz) are read the same way after decompres
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 
+from nmt.data.corpus import open_bytes
 from nmt.evaluation.metrics import EvaluationError
 
 
@@ -22,10 +24,7 @@ def read_lines(path: str | Path, *, what: str = "file") -> list[str]:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-        opener = gzip.open if gzipped else open
-        with opener(path, "rt", encoding="utf-8", newline="\n") as handle:
+        with io.TextIOWrapper(open_bytes(path), encoding="utf-8", newline="\n") as handle:
             lines = [line.rstrip() for line in handle]
     except FileNotFoundError as err:
         raise EvaluationError(f"{what} {path}: no such file") from err
