@@ -33,9 +33,34 @@ def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
     return {"range": (lo, hi)}
 
 
+_TAG = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """One named parallel corpus: aligned files (`src` + `tgt`) or one TSV (`tsv`)."""
+
+    name: str = ""
+    src: str | None = None
+    tgt: str | None = None
+    tsv: str | None = None
+    # Domain tag: the source gets the token `<tag>` in front, so one model can be asked for a
+    # domain (`<caption>`, `<general>`) at translation time.
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainCorpusConfig(CorpusConfig):
+    # Per epoch the corpus contributes weight x its size in pairs: 2.0 shows every pair twice,
+    # 0.5 a random half (drawn anew each epoch from the seed), as OpenNMT-py's and Marian's
+    # corpus weights over- and under-sample.
+    weight: float = field(default=1.0, metadata=_range(0.0, 100.0))
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    # Parallel text: either aligned files (`train_src` + `train_tgt`) or one TSV (`train_tsv`).
+    # Parallel text: either aligned files (`train_src` + `train_tgt`) or one TSV (`train_tsv`),
+    # or a list of named, weighted, tagged `corpora` (and a list of `valid` sets).
     train_src: str | None = None
     train_tgt: str | None = None
     train_tsv: str | None = None
@@ -48,6 +73,29 @@ class DataConfig:
     max_ratio: float = field(default=3.0, metadata=_range(1.0, None))  # longer/shorter length
     # What to do with a line that is not valid UTF-8: "error" names file and line, "skip" counts.
     on_bad_line: Literal["error", "skip"] = "error"
+    corpora: tuple[TrainCorpusConfig, ...] = ()
+    valid: tuple[CorpusConfig, ...] = ()
+    select_valid: str | None = None  # the valid set whose metric picks checkpoints; default first
+    default_tag: str | None = None  # the domain a translation gets when the caller names none
+
+    def train_corpora(self) -> tuple[TrainCorpusConfig, ...]:
+        """The training corpora; a single-corpus config is one corpus named "train"."""
+        if self.corpora:
+            return self.corpora
+        return (TrainCorpusConfig("train", self.train_src, self.train_tgt, self.train_tsv),)
+
+    def valid_sets(self) -> tuple[CorpusConfig, ...]:
+        """The validation sets, the one that picks checkpoints first; () when there are none."""
+        if self.valid:
+            chosen = self.select_valid or self.valid[0].name
+            return tuple(sorted(self.valid, key=lambda v: v.name != chosen))
+        if self.valid_src is None and self.valid_tsv is None:
+            return ()
+        return (CorpusConfig("valid", self.valid_src, self.valid_tgt, self.valid_tsv),)
+
+    def tags(self) -> list[str]:
+        """Domain tags the model knows, in corpus order."""
+        return list(dict.fromkeys(c.tag for c in self.train_corpora() if c.tag))
 
 
 @dataclass(frozen=True)
@@ -56,6 +104,11 @@ class TokenizerConfig:
     vocab_size: int = field(default=8000, metadata=_range(8, None))  # ignored for char
     joint: bool = True  # one vocabulary for source and target
     character_coverage: float = field(default=1.0, metadata=_range(0.9, 1.0))
+    # Unknown characters become their UTF-8 bytes (SentencePiece byte fallback): nothing is <unk>.
+    byte_fallback: bool = False
+    # Placeholders <x1>..<xN> for protected spans (numbers, URLs, ...): training pairs whose two
+    # sides share such a span learn to copy them; translation masks spans with them.
+    placeholders: int = field(default=0, metadata=_range(0, 99))
     # Where trained SentencePiece models are cached; relative paths are under the run directory.
     model_dir: str = "spm"
 
@@ -140,12 +193,64 @@ class Config:
     def validate_semantics(self) -> None:
         """Checks that span several keys."""
         d = self.data
+        if d.corpora or d.valid:
+            self._validate_corpora()
+            return
+        if d.select_valid is not None or d.default_tag is not None:
+            key = "select_valid" if d.select_valid is not None else "default_tag"
+            raise ConfigError(f"data.{key} needs a data.corpora / data.valid list")
         if d.train_tsv is None and (d.train_src is None or d.train_tgt is None):
             raise ConfigError("data: set train_src and train_tgt, or train_tsv")
         if d.train_tsv is not None and (d.train_src or d.train_tgt):
             raise ConfigError("data: set either train_tsv or train_src/train_tgt, not both")
         if (d.valid_src is None) != (d.valid_tgt is None):
             raise ConfigError("data: valid_src and valid_tgt must be set together")
+        if self.model.share_embeddings and not self.tokenizer.joint:
+            raise ConfigError("model.share_embeddings needs tokenizer.joint: true")
+
+    def _validate_corpora(self) -> None:
+        d = self.data
+        if d.corpora and (d.train_src or d.train_tgt or d.train_tsv):
+            raise ConfigError("data: set either data.corpora or train_src/train_tgt/train_tsv")
+        if d.valid and (d.valid_src or d.valid_tgt or d.valid_tsv):
+            raise ConfigError("data: set either data.valid or valid_src/valid_tgt/valid_tsv")
+        if not d.corpora and d.train_tsv is None and (d.train_src is None or d.train_tgt is None):
+            raise ConfigError("data: set data.corpora, or train_src and train_tgt, or train_tsv")
+        for key, items in (("corpora", d.corpora), ("valid", d.valid)):
+            seen: set[str] = set()
+            for i, item in enumerate(items):
+                where = f"data.{key}[{i}]"
+                if not item.name:
+                    raise ConfigError(f"{where}.name: every corpus needs a name")
+                if item.name in seen:
+                    raise ConfigError(f"{where}.name: {item.name!r} is used twice in data.{key}")
+                seen.add(item.name)
+                if item.tsv is None and (item.src is None or item.tgt is None):
+                    raise ConfigError(f"{where}: set src and tgt, or tsv")
+                if item.tsv is not None and (item.src or item.tgt):
+                    raise ConfigError(f"{where}: set either tsv or src/tgt, not both")
+                if item.tag is not None and not _TAG.fullmatch(item.tag):
+                    raise ConfigError(
+                        f"{where}.tag: {item.tag!r} must be 1-32 letters, digits, _ or -"
+                    )
+        if d.corpora and sum(c.weight for c in d.corpora) <= 0:
+            raise ConfigError("data.corpora: at least one corpus needs a weight above 0")
+        tags = d.tags()
+        for i, v in enumerate(d.valid):
+            if v.tag is not None and v.tag not in tags:
+                raise ConfigError(
+                    f"data.valid[{i}].tag: {v.tag!r} is not the tag of any training corpus "
+                    f"({tags or 'none has one'})"
+                )
+        if d.select_valid is not None and d.select_valid not in {v.name for v in d.valid}:
+            raise ConfigError(
+                f"data.select_valid: {d.select_valid!r} is not the name of a data.valid set"
+            )
+        if d.default_tag is not None and d.default_tag not in tags:
+            raise ConfigError(
+                f"data.default_tag: {d.default_tag!r} is not the tag of any training corpus "
+                f"({tags or 'none has one'})"
+            )
         if self.model.share_embeddings and not self.tokenizer.joint:
             raise ConfigError("model.share_embeddings needs tokenizer.joint: true")
 
@@ -212,9 +317,24 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
             kwargs[name] = _build(tp, value, key)
+        elif _list_of_dataclass(tp):
+            item_cls = typing.get_args(tp)[0]
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{key}: expected a list of mappings, got {value!r}")
+            kwargs[name] = tuple(_build(item_cls, v, f"{key}[{i}]") for i, v in enumerate(value))
         else:
             kwargs[name] = _coerce(key, value, tp, dict(fields[name].metadata))
     return cls(**kwargs)
+
+
+def _list_of_dataclass(tp: Any) -> bool:
+    args = typing.get_args(tp)
+    return (
+        typing.get_origin(tp) is tuple
+        and len(args) == 2
+        and args[1] is Ellipsis
+        and dataclasses.is_dataclass(args[0])
+    )
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:
@@ -294,6 +414,8 @@ def save_config(cfg: Config, path: str | Path) -> None:
 __all__ = [
     "Config",
     "ConfigError",
+    "CorpusConfig",
+    "TrainCorpusConfig",
     "DataConfig",
     "DecodeConfig",
     "ModelConfig",

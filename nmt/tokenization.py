@@ -71,6 +71,11 @@ class Tokenizer:
     def id_to_piece(self, i: int) -> str:
         return self._sp.id_to_piece(i)
 
+    def piece_to_id(self, piece: str) -> int | None:
+        """The id of a whole piece (a domain tag, a placeholder); None if it is not one."""
+        i = self._sp.piece_to_id(piece)
+        return None if i == UNK_ID and piece != self._sp.id_to_piece(UNK_ID) else i
+
 
 def train_tokenizer(
     sentences: Iterable[str],
@@ -79,6 +84,8 @@ def train_tokenizer(
     vocab_size: int = 8000,
     character_coverage: float = 1.0,
     seed_sentencepiece_size: int = 1_000_000,
+    byte_fallback: bool = False,
+    user_symbols: Sequence[str] = (),
 ) -> Tokenizer:
     """Trains a SentencePiece model in memory.
 
@@ -86,6 +93,8 @@ def train_tokenizer(
         sentences: normalised training text, one sentence each.
         model_type: "unigram", "bpe" or "char".
         vocab_size: target size; an upper bound (small corpora get fewer pieces, not an error).
+        byte_fallback: characters outside the vocabulary become UTF-8 byte pieces, not <unk>.
+        user_symbols: strings that are always one piece (domain tags, placeholders).
     """
     buffer = io.BytesIO()
     sentences = [s for s in sentences if s]
@@ -108,6 +117,8 @@ def train_tokenizer(
             seed_sentencepiece_size=seed_sentencepiece_size,
             num_threads=2,
             minloglevel=2,
+            byte_fallback=byte_fallback,
+            user_defined_symbols=list(user_symbols),
         )
     except RuntimeError as err:
         raise TokenizerError(f"SentencePiece training failed: {err}") from err

@@ -11,6 +11,7 @@ import logging
 import sys
 import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from nmt.decoding.greedy import greedy_search
 from nmt.decoding.hypothesis import Hypothesis
 from nmt.models.seq2seq import Seq2Seq
 from nmt.runtime import set_threads
+from nmt.text.protect import mask, unmask
 from nmt.tokenization import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -129,7 +131,12 @@ class Translator:
         self.src_lang: str = config.data.src_lang
         self.tgt_lang: str = config.data.tgt_lang
         self.has_attention: bool = model.has_attention
-        self.max_input_tokens: int = config.data.max_len
+        # Domain tags the model was trained with (a source-side token `<tag>`), and the default.
+        self.domains: list[str] = config.data.tags()
+        self.default_domain: str | None = config.data.default_tag
+        self.placeholders: int = config.tokenizer.placeholders
+        # One source position goes to the domain tag when the model has tags.
+        self.max_input_tokens: int = config.data.max_len - (1 if self.domains else 0)
         param = next(model.parameters(), None)
         self.device = param.device if param is not None else torch.device("cpu")
         self._lock = threading.Lock()
@@ -156,8 +163,8 @@ class Translator:
     def translate(self, texts: list[str], *, beam_size: int | None = None, nbest: int = 1,
                   length_penalty: float | None = None, batch_tokens: int | None = None,
                   max_sentences: int | None = None, return_attention: bool = False,
-                  progress: bool = False, step_scorer: StepScorer | None = None
-                  ) -> list[Translation]:
+                  progress: bool = False, step_scorer: StepScorer | None = None,
+                  domain: str | None = None) -> list[Translation]:
         """Translates `texts`, returning one Translation per text, in input order.
 
         Args:
@@ -168,6 +175,8 @@ class Translator:
             max_sentences: at most this many inputs (or split parts) per batch; default no cap.
             return_attention: fill `Candidate.attention` (when the model has attention).
             progress: a tqdm bar on stderr.
+            domain: one of `self.domains` (default `self.default_domain`); models without
+                domain tags take None only.
         """
         dec = self.config.decode
         beam_size = dec.beam_size if beam_size is None else beam_size
@@ -182,18 +191,37 @@ class Translator:
             raise TranslatorError(f"batch_tokens must be >= 1, got {batch_tokens}")
         if max_sentences is not None and max_sentences < 1:
             raise TranslatorError(f"max_sentences must be >= 1, got {max_sentences}")
+        prefix = self._domain_prefix(domain)
+        masked = [mask(normalize(t), limit=self.placeholders) for t in texts]
         with self._lock:
-            src_ids = self.src_tokenizer.encode([normalize(t) for t in texts])
+            src_ids = self.src_tokenizer.encode([m.text for m in masked])
             units = self._units(src_ids)
             hyps = self._decode(src_ids, units, beam_size=beam_size, nbest=nbest, alpha=alpha,
                                 batch_tokens=batch_tokens, max_sentences=max_sentences,
                                 return_attention=return_attention, progress=progress,
-                                step_scorer=step_scorer)
+                                step_scorer=step_scorer, prefix=prefix)
             parts: list[list[tuple[_Unit, list[Hypothesis]]]] = [[] for _ in texts]
             for unit, unit_hyps in zip(units, hyps, strict=True):
                 parts[unit.text_index].append((unit, unit_hyps))
-            return [self._assemble(text, ids, p, return_attention)
-                    for text, ids, p in zip(texts, src_ids, parts, strict=True)]
+            return [self._assemble(text, ids, p, return_attention, m.originals, len(prefix))
+                    for text, ids, p, m in zip(texts, src_ids, parts, masked, strict=True)]
+
+    def _domain_prefix(self, domain: str | None) -> list[int]:
+        """The source ids that go before every input: the domain tag, if the model has tags."""
+        if domain is None:
+            domain = self.default_domain
+        if domain is None:
+            if self.domains:
+                domain = self.domains[0]
+            else:
+                return []
+        if domain not in self.domains:
+            known = ", ".join(self.domains) if self.domains else "none (the model has no tags)"
+            raise TranslatorError(f"unknown domain {domain!r}; this model's domains: {known}")
+        tag_id = self.src_tokenizer.piece_to_id(f"<{domain}>")
+        if tag_id is None:
+            raise TranslatorError(f"the model's vocabulary lacks the tag <{domain}>")
+        return [tag_id]
 
     def _units(self, src_ids: list[list[int]]) -> list[_Unit]:
         """Cuts every non-empty input into spans of at most `max_input_tokens` ids."""
@@ -236,10 +264,10 @@ class Translator:
 
     def _decode(self, src_ids: list[list[int]], units: list[_Unit], *, beam_size: int,
                 nbest: int, alpha: float, batch_tokens: int, max_sentences: int | None,
-                return_attention: bool, progress: bool, step_scorer: StepScorer | None = None
-                ) -> list[list[Hypothesis]]:
+                return_attention: bool, progress: bool, step_scorer: StepScorer | None = None,
+                prefix: Sequence[int] = ()) -> list[list[Hypothesis]]:
         dec = self.config.decode
-        unit_ids = [src_ids[u.text_index][u.start : u.end] for u in units]
+        unit_ids = [list(prefix) + src_ids[u.text_index][u.start : u.end] for u in units]
         lengths = [len(ids) + 1 for ids in unit_ids]  # + EOS, as the encoder sees them
         batches = token_batches(lengths, max_tokens=batch_tokens,
                                 max_sentences=max_sentences or max(1, len(units)), seed=None)
@@ -267,8 +295,10 @@ class Translator:
         return out
 
     def _assemble(self, source: str, ids: list[int], parts: list[tuple[_Unit, list[Hypothesis]]],
-                  return_attention: bool) -> Translation:
-        """Joins the unit results of one input (one unit unless it was split)."""
+                  return_attention: bool, originals: tuple[str, ...] = (), offset: int = 0
+                  ) -> Translation:
+        """Joins the unit results of one input (one unit unless it was split), and puts the
+        protected spans back where the model wrote their placeholders."""
         source_tokens = [self.src_tokenizer.id_to_piece(i) for i in ids]
         if not parts:
             return Translation(source, source_tokens, [Candidate("", 0.0, [], None)])
@@ -286,10 +316,14 @@ class Translator:
                 pieces.extend(self.tgt_tokenizer.id_to_piece(t) for t in hyp.tokens)
                 score += hyp.score
                 if want_attn and hyp.attention is not None:
-                    rows.append(_place(hyp.attention, unit, len(ids)))
+                    rows.append(_place(hyp.attention[:, offset:], unit, len(ids)))
             attention = torch.cat(rows).tolist() if want_attn else None
-            candidates.append(Candidate(" ".join(t for t in texts if t), score, pieces,
-                                        attention))
+            text = " ".join(t for t in texts if t)
+            if originals:
+                text, missing = unmask(text, originals)
+                # A span the model left out is appended rather than lost.
+                text = " ".join([text, *missing]) if missing else text
+            candidates.append(Candidate(text, score, pieces, attention))
         return Translation(source, source_tokens, candidates)
 
 

@@ -82,6 +82,7 @@ def token_batches(
     seed: int | None,
     epoch: int = 0,
     bucket_factor: int = 100,
+    indices: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Groups example indices into batches of at most `max_tokens` padded tokens.
 
@@ -91,12 +92,13 @@ def token_batches(
 
     Args:
         lengths: per example, the longest side in tokens (including BOS/EOS).
+        indices: the examples to batch (repeats allowed, see `weighted_epoch`); default all.
     """
-    order = list(range(len(lengths)))
+    order = list(range(len(lengths))) if indices is None else list(indices)
     rng = random.Random(f"{seed}:{epoch}") if seed is not None else None
     if rng is not None:
         rng.shuffle(order)
-        avg = max(1, sum(lengths) // max(1, len(lengths)))
+        avg = max(1, sum(lengths[i] for i in order) // max(1, len(order)))
         bucket = max(1, bucket_factor * max(1, max_tokens // avg))
         chunks = [order[i : i + bucket] for i in range(0, len(order), bucket)]
     else:
@@ -120,3 +122,21 @@ def token_batches(
     if rng is not None:
         rng.shuffle(batches)
     return batches
+
+
+def weighted_epoch(parts: Sequence[tuple[int, int, float]], *, seed: int, epoch: int) -> list[int]:
+    """The examples of one epoch when corpora are over- or under-sampled.
+
+    Each part (start, end, weight) contributes every example floor(weight) times, plus a random
+    round(fraction x size) of them drawn without replacement; the draw is a pure function of
+    (seed, epoch), so resumed runs and every DDP rank see the same epoch.
+    """
+    rng = random.Random(f"{seed}:{epoch}:weights")
+    chosen: list[int] = []
+    for start, end, weight in parts:
+        whole, fraction = int(weight), weight - int(weight)
+        chosen.extend(i for _ in range(whole) for i in range(start, end))
+        extra = round(fraction * (end - start))
+        if extra:
+            chosen.extend(sorted(rng.sample(range(start, end), extra)))
+    return chosen

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nmt.config import Config, DataConfig, TokenizerConfig
+from nmt.config import Config, CorpusConfig, TokenizerConfig
 from nmt.data.corpus import (
     ParallelCorpus,
     ReadStats,
@@ -20,6 +21,7 @@ from nmt.data.corpus import (
     read_parallel,
     read_tsv,
 )
+from nmt.text.protect import mask_pair, placeholder_symbols
 from nmt.tokenization import Tokenizer, train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -42,27 +44,79 @@ class EncodedCorpus:
         return [max(len(s), len(t)) + 1 for s, t in pairs]
 
 
+@dataclass(frozen=True)
+class CorpusPart:
+    """Where one training corpus sits in the concatenated training set: pairs [start, end)."""
+
+    name: str
+    weight: float
+    start: int
+    end: int
+    stats: ReadStats
+
+
+@dataclass(frozen=True)
+class ValidSet:
+    name: str
+    tag: str | None
+    corpus: EncodedCorpus
+
+
 @dataclass
 class TrainingData:
     src_tokenizer: Tokenizer
     tgt_tokenizer: Tokenizer
-    train: EncodedCorpus
-    valid: EncodedCorpus | None
+    train: EncodedCorpus  # every training corpus, concatenated in config order
+    valid_sets: list[ValidSet]  # the one that picks checkpoints first
     fingerprints: dict[str, str]
+    parts: list[CorpusPart]
+
+    @property
+    def valid(self) -> EncodedCorpus | None:
+        """The validation set that picks checkpoints."""
+        return self.valid_sets[0].corpus if self.valid_sets else None
+
+    def weights(self) -> list[tuple[int, int, float]] | None:
+        """(start, end, weight) per corpus, or None when every weight is 1 (plain epochs)."""
+        if all(p.weight == 1.0 for p in self.parts):
+            return None
+        return [(p.start, p.end, p.weight) for p in self.parts]
 
 
-def read_split(data: DataConfig, split: str) -> ParallelCorpus | None:
-    tsv = getattr(data, f"{split}_tsv")
-    src, tgt = getattr(data, f"{split}_src"), getattr(data, f"{split}_tgt")
-    if tsv is not None:
-        return read_tsv(tsv, on_bad_line=data.on_bad_line)
-    if src is None:
-        return None
-    return read_parallel(src, tgt, on_bad_line=data.on_bad_line)
+def read_corpus(corpus: CorpusConfig, on_bad_line: str) -> ParallelCorpus:
+    if corpus.tsv is not None:
+        return read_tsv(corpus.tsv, on_bad_line=on_bad_line)
+    assert corpus.src is not None and corpus.tgt is not None  # Config.validate_semantics
+    return read_parallel(corpus.src, corpus.tgt, on_bad_line=on_bad_line)
+
+
+def tag_token(tag: str) -> str:
+    """The source-side token that names a domain."""
+    return f"<{tag}>"
+
+
+def user_symbols(cfg: Config) -> list[str]:
+    """Pieces the SentencePiece model keeps whole: domain tags, then placeholders."""
+    return [tag_token(t) for t in cfg.data.tags()] + placeholder_symbols(
+        cfg.tokenizer.placeholders
+    )
+
+
+def with_placeholders(corpus: ParallelCorpus, limit: int) -> ParallelCorpus:
+    """Pairs whose sides share protected spans (numbers, URLs, ...) get placeholders there."""
+    if limit <= 0:
+        return corpus
+    src, tgt = list(corpus.src), list(corpus.tgt)
+    for i, (s, t) in enumerate(zip(src, tgt, strict=True)):
+        masked = mask_pair(s, t, limit=limit)
+        if masked is not None:
+            src[i], tgt[i] = masked
+            corpus.stats.add("placeholders (kept, masked)")
+    return ParallelCorpus(src, tgt, corpus.stats)
 
 
 def build_tokenizers(
-    cfg: TokenizerConfig, corpus: ParallelCorpus, cache_dir: Path
+    cfg: TokenizerConfig, corpus: ParallelCorpus, cache_dir: Path, symbols: Sequence[str] = ()
 ) -> tuple[Tokenizer, Tokenizer]:
     """Trains (or reuses from `cache_dir`) the source and target SentencePiece models."""
     key = {
@@ -71,6 +125,8 @@ def build_tokenizers(
             "vocab_size": cfg.vocab_size,
             "joint": cfg.joint,
             "character_coverage": cfg.character_coverage,
+            **({"byte_fallback": True} if cfg.byte_fallback else {}),
+            **({"user_symbols": list(symbols)} if symbols else {}),
         },
         "src": fingerprint(corpus.src),
         "tgt": fingerprint(corpus.tgt),
@@ -89,6 +145,8 @@ def build_tokenizers(
             model_type=cfg.type,
             vocab_size=cfg.vocab_size,
             character_coverage=cfg.character_coverage,
+            byte_fallback=cfg.byte_fallback,
+            user_symbols=symbols,
         )
 
     log.info(
@@ -112,9 +170,15 @@ def encode_corpus(
     *,
     max_len: int | None,
     max_ratio: float | None,
+    tag: str | None = None,
 ) -> EncodedCorpus:
     src_ids = src_tok.encode(corpus.src)
     tgt_ids = tgt_tok.encode(corpus.tgt)
+    if tag is not None:
+        # The tag is the first source token; the length filter counts it like any other.
+        tag_id = src_tok.piece_to_id(tag_token(tag))
+        assert tag_id is not None  # user_symbols put every tag into the vocabulary
+        src_ids = [[tag_id, *ids] for ids in src_ids]
     stats = corpus.stats
     if max_len is None:
         keep = list(range(len(src_ids)))
@@ -130,28 +194,65 @@ def encode_corpus(
 
 
 def load_training_data(cfg: Config, run_dir: Path) -> TrainingData:
-    train_corpus = read_split(cfg.data, "train")
-    assert train_corpus is not None  # validate_semantics guarantees a training split
+    corpora = cfg.data.train_corpora()
+    raw = [
+        with_placeholders(read_corpus(c, cfg.data.on_bad_line), cfg.tokenizer.placeholders)
+        for c in corpora
+    ]
+    everything = ParallelCorpus(
+        [s for r in raw for s in r.src], [t for r in raw for t in r.tgt], ReadStats()
+    )
     cache = Path(cfg.tokenizer.model_dir)
     cache = cache if cache.is_absolute() else run_dir / cache
-    src_tok, tgt_tok = build_tokenizers(cfg.tokenizer, train_corpus, cache)
-    train = encode_corpus(
-        train_corpus, src_tok, tgt_tok, max_len=cfg.data.max_len, max_ratio=cfg.data.max_ratio
+    src_tok, tgt_tok = build_tokenizers(cfg.tokenizer, everything, cache, user_symbols(cfg))
+    parts: list[CorpusPart] = []
+    encoded: list[EncodedCorpus] = []
+    start = 0
+    for c, r in zip(corpora, raw, strict=True):
+        enc = encode_corpus(
+            r, src_tok, tgt_tok, max_len=cfg.data.max_len, max_ratio=cfg.data.max_ratio, tag=c.tag
+        )
+        encoded.append(enc)
+        parts.append(CorpusPart(c.name, c.weight, start, start + len(enc), enc.stats))
+        start += len(enc)
+    total = ReadStats()
+    for enc in encoded:
+        total.counts.update(enc.stats.counts)
+    train = EncodedCorpus(
+        src_text=[x for e in encoded for x in e.src_text],
+        tgt_text=[x for e in encoded for x in e.tgt_text],
+        src_ids=[x for e in encoded for x in e.src_ids],
+        tgt_ids=[x for e in encoded for x in e.tgt_ids],
+        stats=total,
     )
-    valid_corpus = read_split(cfg.data, "valid")
     # Validation keeps every pair (no filtering): its scores must be comparable across runs.
-    valid = (
-        None
-        if valid_corpus is None
-        else encode_corpus(valid_corpus, src_tok, tgt_tok, max_len=None, max_ratio=None)
-    )
+    valid_sets = [
+        ValidSet(
+            v.name,
+            v.tag,
+            encode_corpus(
+                read_corpus(v, cfg.data.on_bad_line),
+                src_tok,
+                tgt_tok,
+                max_len=None,
+                max_ratio=None,
+                tag=v.tag,
+            ),
+        )
+        for v in cfg.data.valid_sets()
+    ]
+    if len(corpora) == 1 and not cfg.data.corpora:
+        fingerprints = {"train_src": fingerprint(raw[0].src), "train_tgt": fingerprint(raw[0].tgt)}
+    else:
+        fingerprints = {}
+        for c, r in zip(corpora, raw, strict=True):
+            fingerprints[f"{c.name}_src"] = fingerprint(r.src)
+            fingerprints[f"{c.name}_tgt"] = fingerprint(r.tgt)
     return TrainingData(
         src_tokenizer=src_tok,
         tgt_tokenizer=tgt_tok,
         train=train,
-        valid=valid,
-        fingerprints={
-            "train_src": fingerprint(train_corpus.src),
-            "train_tgt": fingerprint(train_corpus.tgt),
-        },
+        valid_sets=valid_sets,
+        fingerprints=fingerprints,
+        parts=parts,
     )

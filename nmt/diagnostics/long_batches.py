@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nmt.config import Config
 from nmt.data.batching import Batch, make_batch
-from nmt.data.dataset import build_tokenizers, read_split
+from nmt.data.dataset import build_tokenizers, read_corpus, user_symbols
 
 
 def joined_pairs(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], *,
@@ -73,10 +73,12 @@ def load_gradient_data(cfg: Config, spm_dir: Path, *, src_len: int, tgt_len: int
     Training batches come from the training split; the probe batch from the validation split
     when the config has one.
     """
-    train_corpus = read_split(cfg.data, "train")
-    assert train_corpus is not None  # validate_semantics guarantees a training split
-    src_tok, tgt_tok = build_tokenizers(cfg.tokenizer, train_corpus, spm_dir)
-    probe_corpus = read_split(cfg.data, "valid") or train_corpus
+    train_corpus = read_corpus(cfg.data.train_corpora()[0], cfg.data.on_bad_line)
+    src_tok, tgt_tok = build_tokenizers(cfg.tokenizer, train_corpus, spm_dir, user_symbols(cfg))
+    valid_sets = cfg.data.valid_sets()
+    probe_corpus = (
+        read_corpus(valid_sets[0], cfg.data.on_bad_line) if valid_sets else train_corpus
+    )
     train_src, train_tgt = src_tok.encode(train_corpus.src), tgt_tok.encode(train_corpus.tgt)
     probe_src, probe_tgt = src_tok.encode(probe_corpus.src), tgt_tok.encode(probe_corpus.tgt)
     (probe,) = long_batches(probe_src, probe_tgt, src_len=src_len, tgt_len=tgt_len,

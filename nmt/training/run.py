@@ -104,9 +104,21 @@ def _train(
         raise TrainingError(
             "no training pairs left after filtering; check data.max_len and the files"
         )
-    if data.valid is not None and len(data.valid) == 0:
-        # Validation would divide by zero tokens, after the first epoch rather than now.
-        raise TrainingError("the validation set is empty; check data.valid_* or leave them unset")
+    if len(data.parts) > 1:
+        for part in data.parts:
+            log.info(
+                "corpus %s: %d pairs kept, weight %g; filtered: %s",
+                part.name,
+                part.end - part.start,
+                part.weight,
+                dict(part.stats.counts) or "none",
+            )
+    for valid_set in data.valid_sets:
+        if len(valid_set.corpus) == 0:
+            # Validation would divide by zero tokens, after the first epoch rather than now.
+            raise TrainingError(
+                f"validation set is empty ({valid_set.name!r}); check data.valid or leave it unset"
+            )
     seed_everything(cfg.train.seed)
     model = build_model(
         cfg.model,

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from nmt import __version__
 from nmt.checkpoint import FORMAT_VERSION
 from nmt.config import Config
-from nmt.data.batching import Batch, make_batch, token_batches
+from nmt.data.batching import Batch, make_batch, token_batches, weighted_epoch
 from nmt.data.dataset import EncodedCorpus, TrainingData
 from nmt.evaluation.metrics import corpus_scores
 from nmt.models.seq2seq import Seq2Seq
@@ -153,6 +153,20 @@ class Trainer:
             "data_fingerprints": self.data.fingerprints,
             "train_pairs": len(self.data.train),
             "filtered": dict(self.data.train.stats.counts),
+            **(
+                {
+                    "corpora": {
+                        p.name: {
+                            "pairs": p.end - p.start,
+                            "weight": p.weight,
+                            "filtered": dict(p.stats.counts),
+                        }
+                        for p in self.data.parts
+                    }
+                }
+                if self.cfg.data.corpora
+                else {}
+            ),
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "steps": self.pos.step,
             "epochs": self.pos.epoch,
@@ -226,12 +240,14 @@ class Trainer:
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         t = self.cfg.train
+        weights = self.data.weights()
         batches = token_batches(
             self.lengths,
             max_tokens=t.max_tokens,
             max_sentences=t.max_sentences,
             seed=t.seed,
             epoch=epoch,
+            indices=None if weights is None else weighted_epoch(weights, seed=t.seed, epoch=epoch),
         )
         if self.dist.enabled:
             # Equal counts per rank, or DDP's all-reduce would wait forever for a missing batch.
@@ -248,8 +264,24 @@ class Trainer:
     # ----------------------------------------------------------------- validation
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        valid = self.data.valid
-        assert valid is not None
+        """Scores on every validation set.
+
+        The set that picks checkpoints gives `valid_loss`, `valid_ppl` (and `bleu`, `chrf`);
+        with several sets each also appears as `<name>/valid_loss`, `<name>/bleu`, ...
+        """
+        sets = self.data.valid_sets
+        assert sets
+        result: dict[str, float] = {}
+        for n, valid_set in enumerate(sets):
+            scores = self.validate_set(valid_set.corpus, valid_set.tag)
+            if n == 0:
+                result.update(scores)
+            if len(sets) > 1:
+                result.update({f"{valid_set.name}/{k}": v for k, v in scores.items()})
+        return result
+
+    @torch.no_grad()
+    def validate_set(self, valid: EncodedCorpus, tag: str | None) -> dict[str, float]:
         self.model.eval()
         try:
             loss_sum = nll_sum = 0.0
@@ -275,18 +307,20 @@ class Trainer:
                 "valid_ppl": math.exp(min(50.0, nll_sum / n_tokens)),
             }
             if self.cfg.train.valid_metric == "bleu":
-                result.update(self.valid_bleu(valid))
+                result.update(self.valid_bleu(valid, tag))
             return result
         finally:
             self.model.train()
 
-    def valid_bleu(self, valid: EncodedCorpus) -> dict[str, float]:
+    def valid_bleu(self, valid: EncodedCorpus, tag: str | None) -> dict[str, float]:
         translator = Translator(
             self.model, self.data.src_tokenizer, self.data.tgt_tokenizer, self.cfg
         )
         hyps = [
             tr.text
-            for tr in translator.translate(valid.src_text, beam_size=self.cfg.train.valid_beam)
+            for tr in translator.translate(
+                valid.src_text, beam_size=self.cfg.train.valid_beam, domain=tag
+            )
         ]
         scores = corpus_scores(hyps, [valid.tgt_text], metrics=("bleu", "chrf"))
         return {"bleu": scores["bleu"]["score"], "chrf": scores["chrf"]["score"]}

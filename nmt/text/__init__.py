@@ -1,0 +1,1 @@
+"""Text handling around the model: protected spans (and, later, segmentation and markup)."""
