@@ -33,6 +33,7 @@ def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
     return {"range": (lo, hi)}
 
 
+BYTE_FALLBACK_MIN_VOCAB = 384  # 256 byte pieces, the specials, and room for real subwords
 _TAG = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
@@ -193,6 +194,12 @@ class Config:
     def validate_semantics(self) -> None:
         """Checks that span several keys."""
         d = self.data
+        tok = self.tokenizer
+        if tok.byte_fallback and tok.type != "char" and tok.vocab_size < BYTE_FALLBACK_MIN_VOCAB:
+            raise ConfigError(
+                f"tokenizer.vocab_size: {tok.vocab_size} is too small for byte_fallback, which "
+                f"takes 256 byte pieces; use at least {BYTE_FALLBACK_MIN_VOCAB}"
+            )
         if d.corpora or d.valid:
             self._validate_corpora()
             return

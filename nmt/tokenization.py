@@ -68,6 +68,9 @@ class Tokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self._sp.decode([i for i in ids if i not in (PAD_ID, BOS_ID, EOS_ID)])
 
+    def decode_pieces(self, pieces: Sequence[str]) -> str:
+        return self._sp.decode_pieces(list(pieces))
+
     def id_to_piece(self, i: int) -> str:
         return self._sp.id_to_piece(i)
 

@@ -7,12 +7,14 @@ token-budget batches, greedy or beam search under `torch.inference_mode()`, and 
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
+import math
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +32,12 @@ from nmt.decoding.greedy import greedy_search
 from nmt.decoding.hypothesis import Hypothesis
 from nmt.models.seq2seq import Seq2Seq
 from nmt.runtime import set_threads
-from nmt.text.protect import mask, unmask
+from nmt.text.plan import TextPlan, plan_text, restore
 from nmt.tokenization import Tokenizer
 
 log = logging.getLogger(__name__)
 
 QUANTIZE_MODES = ("int8",)
-# A piece ending one of these (closing quotes and brackets aside), followed by a new word,
-# ends a sentence; over-long inputs are split there.
-_SENTENCE_END = tuple(".!?…。！？")
-_CLOSERS = "\"'”’»)]"
 
 
 class TranslatorError(ValueError):
@@ -54,6 +52,9 @@ class Candidate:
     # (T, S): per target piece, weights over the source pieces (the source EOS column is left
     # out, so a row can sum to a little less than 1). Only when requested and available.
     attention: list[list[float]] | None
+    # Per whitespace-separated word of `text`, the index of the whitespace-separated word of the
+    # source it translates (most attention); only when requested (`align=True`).
+    alignment: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class Translation:
     source: str  # the input as given
     source_tokens: list[str]  # source subword pieces (all of them, also when truncated)
     candidates: list[Candidate]  # n-best, best first; never empty
+    # What the caller should know about this text (a sentence decoded again because its output
+    # was far too short, a protected span the model left out, ...); empty when all went well.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -69,15 +73,6 @@ class Translation:
     @property
     def score(self) -> float:
         return self.candidates[0].score
-
-
-@dataclass(frozen=True)
-class _Unit:
-    """One decoding unit: a span [start, end) of one input's source ids."""
-
-    text_index: int
-    start: int
-    end: int
 
 
 def quantize_model(model: Seq2Seq, mode: str) -> Seq2Seq:
@@ -164,19 +159,28 @@ class Translator:
                   length_penalty: float | None = None, batch_tokens: int | None = None,
                   max_sentences: int | None = None, return_attention: bool = False,
                   progress: bool = False, step_scorer: StepScorer | None = None,
-                  domain: str | None = None) -> list[Translation]:
+                  domain: str | None = None, terms: Sequence[str] = (),
+                  glossary: Mapping[str, str] | None = None, align: bool = False
+                  ) -> list[Translation]:
         """Translates `texts`, returning one Translation per text, in input order.
+
+        Every text is cut into lines and sentences; each sentence is one decoding unit (clauses,
+        if it is too long for the model), all units of all texts are batched together, and the
+        outputs are put back between the text's separators, which are kept byte for byte.
 
         Args:
             beam_size: 1 is greedy search; default `config.decode.beam_size`.
             nbest: candidates per text, at most `beam_size`.
             length_penalty: GNMT alpha; default `config.decode.length_penalty`.
             batch_tokens: source tokens per batch (before beams); default from the config.
-            max_sentences: at most this many inputs (or split parts) per batch; default no cap.
+            max_sentences: at most this many units per batch; default no cap.
             return_attention: fill `Candidate.attention` (when the model has attention).
             progress: a tqdm bar on stderr.
             domain: one of `self.domains` (default `self.default_domain`); models without
                 domain tags take None only.
+            terms: strings to keep verbatim (besides URLs, numbers, e-mails, ... found anyway).
+            glossary: source term -> the fixed target text it must become.
+            align: fill `Candidate.alignment` (source word per output word).
         """
         dec = self.config.decode
         beam_size = dec.beam_size if beam_size is None else beam_size
@@ -192,19 +196,51 @@ class Translator:
         if max_sentences is not None and max_sentences < 1:
             raise TranslatorError(f"max_sentences must be >= 1, got {max_sentences}")
         prefix = self._domain_prefix(domain)
-        masked = [mask(normalize(t), limit=self.placeholders) for t in texts]
+        plans = self.plan(texts, terms=terms, glossary=glossary)
+        units = [(t, s, k) for t, plan in enumerate(plans)
+                 for s, sentence in enumerate(plan.sentences)
+                 for k, part in enumerate(sentence.parts) if not part.verbatim]
+        search = _Search(beam_size=beam_size, nbest=nbest, alpha=alpha, batch_tokens=batch_tokens,
+                         max_sentences=max_sentences, step_scorer=step_scorer,
+                         attention=(return_attention or align) and self.has_attention)
         with self._lock:
-            src_ids = self.src_tokenizer.encode([m.text for m in masked])
-            units = self._units(src_ids)
-            hyps = self._decode(src_ids, units, beam_size=beam_size, nbest=nbest, alpha=alpha,
-                                batch_tokens=batch_tokens, max_sentences=max_sentences,
-                                return_attention=return_attention, progress=progress,
-                                step_scorer=step_scorer, prefix=prefix)
-            parts: list[list[tuple[_Unit, list[Hypothesis]]]] = [[] for _ in texts]
-            for unit, unit_hyps in zip(units, hyps, strict=True):
-                parts[unit.text_index].append((unit, unit_hyps))
-            return [self._assemble(text, ids, p, return_attention, m.originals, len(prefix))
-                    for text, ids, p, m in zip(texts, src_ids, parts, masked, strict=True)]
+            unit_ids = self.src_tokenizer.encode(
+                [plans[t].sentences[s].parts[k].text for t, s, k in units])
+            truncated = [i for i, ids in enumerate(unit_ids) if len(ids) > self.max_input_tokens]
+            for i in truncated:  # only with decode.long_input: truncate
+                unit_ids[i] = unit_ids[i][: self.max_input_tokens]
+            hyps = self._decode([prefix + ids for ids in unit_ids], search, progress=progress)
+            retried = self._lengthen_short(unit_ids, prefix, hyps, search)
+        results: dict[tuple[int, int, int], tuple[list[int], list[Hypothesis]]] = {
+            key: (ids, h) for key, ids, h in zip(units, unit_ids, hyps, strict=True)}
+        retried_keys = {units[i] for i in retried}
+        translations = [self._assemble(texts[t], plan, t, results, retried_keys, len(prefix),
+                                       return_attention=return_attention, align=align)
+                        for t, plan in enumerate(plans)]
+        for i in truncated:
+            t, s, _ = units[i]
+            translations[t].warnings.append(
+                f"sentence {s + 1}: longer than the model's limit of {self.max_input_tokens} "
+                "subwords; only its beginning was translated (decode.long_input: truncate)")
+        return translations
+
+    def plan(self, texts: Sequence[str], *, terms: Sequence[str] = (),
+             glossary: Mapping[str, str] | None = None) -> list[TextPlan]:
+        """How each text is cut into sentences and model inputs (see `nmt.text.plan`)."""
+        limit = self.max_input_tokens
+
+        def fits(text: str) -> bool:
+            if self.config.decode.long_input == "truncate":
+                return True  # cut to the limit after encoding, with a warning
+            return len(self.src_tokenizer.encode([text])[0]) <= limit
+
+        return [plan_text(t, self.src_lang, placeholders=self.placeholders, fits=fits,
+                          terms=terms, glossary=glossary) for t in texts]
+
+    def count_units(self, texts: Sequence[str]) -> int:
+        """How many model inputs `texts` become (sentences, clauses)."""
+        return sum(1 for plan in self.plan(texts) for sentence in plan.sentences
+                   for part in sentence.parts if not part.verbatim)
 
     def _domain_prefix(self, domain: str | None) -> list[int]:
         """The source ids that go before every input: the domain tag, if the model has tags."""
@@ -223,112 +259,222 @@ class Translator:
             raise TranslatorError(f"the model's vocabulary lacks the tag <{domain}>")
         return [tag_id]
 
-    def _units(self, src_ids: list[list[int]]) -> list[_Unit]:
-        """Cuts every non-empty input into spans of at most `max_input_tokens` ids."""
-        limit = self.max_input_tokens
-        units: list[_Unit] = []
-        for i, ids in enumerate(src_ids):
-            if len(ids) <= limit:
-                if ids:
-                    units.append(_Unit(i, 0, len(ids)))
-                continue
-            if self.config.decode.long_input == "truncate":
-                log.warning("input %d has %d subwords, more than the model's limit of %d: "
-                            "translating only the first %d", i, len(ids), limit, limit)
-                units.append(_Unit(i, 0, limit))
-                continue
-            spans = self._split(ids)
-            log.info("input %d has %d subwords (limit %d): translating it in %d parts",
-                     i, len(ids), limit, len(spans))
-            units.extend(_Unit(i, start, end) for start, end in spans)
-        return units
-
-    def _split(self, ids: list[int]) -> list[tuple[int, int]]:
-        """Spans of at most `max_input_tokens` ids, cut at sentence ends where possible."""
-        limit = self.max_input_tokens
-        pieces = [self.src_tokenizer.id_to_piece(i) for i in ids]
-        bounds = [0] + [j + 1 for j in range(len(ids) - 1)
-                        if pieces[j].rstrip(_CLOSERS).endswith(_SENTENCE_END)
-                        and pieces[j + 1].startswith("▁")] + [len(ids)]
-        sentences = list(zip(bounds[:-1], bounds[1:], strict=True))
-        spans: list[tuple[int, int]] = []
-        for start, end in sentences:
-            if spans and end - spans[-1][0] <= limit:
-                spans[-1] = (spans[-1][0], end)  # pack consecutive sentences into one span
-                continue
-            if end - start > limit:
-                log.warning("a sentence of %d subwords exceeds the model's limit of %d: "
-                            "cutting it into pieces of %d", end - start, limit, limit)
-            spans.extend((s, min(s + limit, end)) for s in range(start, end, limit))
-        return spans
-
-    def _decode(self, src_ids: list[list[int]], units: list[_Unit], *, beam_size: int,
-                nbest: int, alpha: float, batch_tokens: int, max_sentences: int | None,
-                return_attention: bool, progress: bool, step_scorer: StepScorer | None = None,
-                prefix: Sequence[int] = ()) -> list[list[Hypothesis]]:
+    def _decode(self, unit_ids: list[list[int]], search: _Search, *, progress: bool = False,
+                min_len: int | None = None) -> list[list[Hypothesis]]:
+        """Decodes every unit (source ids, tag included), in token-budget batches."""
         dec = self.config.decode
-        unit_ids = [list(prefix) + src_ids[u.text_index][u.start : u.end] for u in units]
         lengths = [len(ids) + 1 for ids in unit_ids]  # + EOS, as the encoder sees them
-        batches = token_batches(lengths, max_tokens=batch_tokens,
-                                max_sentences=max_sentences or max(1, len(units)), seed=None)
-        out: list[list[Hypothesis]] = [[] for _ in units]
-        with torch.inference_mode(), tqdm(total=len(units), disable=not progress, unit="sent",
-                                          file=sys.stderr, leave=False) as bar:
+        batches = token_batches(lengths, max_tokens=search.batch_tokens,
+                                max_sentences=search.max_sentences or max(1, len(unit_ids)),
+                                seed=None)
+        min_len = dec.min_len if min_len is None else min_len
+        out: list[list[Hypothesis]] = [[] for _ in unit_ids]
+        with torch.inference_mode(), tqdm(total=len(unit_ids), disable=not progress,
+                                          unit="sent", file=sys.stderr, leave=False) as bar:
             for indices in batches:
                 batch = make_batch([unit_ids[i] for i in indices]).to(self.device)
                 enc = self.model.encode(batch.src, batch.src_lengths)
                 max_len = (dec.max_len_a * (batch.src_lengths - 1).float() + dec.max_len_b).long()
-                if beam_size == 1:
+                max_len = torch.maximum(max_len, torch.full_like(max_len, min_len + 1))
+                if search.beam_size == 1:
                     results = greedy_search(
-                        self.model, enc, max_len=max_len, length_penalty=alpha,
-                        min_len=dec.min_len, no_repeat_ngram=dec.no_repeat_ngram,
-                        return_attention=return_attention, step_scorer=step_scorer)
+                        self.model, enc, max_len=max_len, length_penalty=search.alpha,
+                        min_len=min_len, no_repeat_ngram=dec.no_repeat_ngram,
+                        return_attention=search.attention, step_scorer=search.step_scorer)
                 else:
                     results = beam_search(
-                        self.model, enc, max_len=max_len, beam_size=beam_size, nbest=nbest,
-                        length_penalty=alpha, min_len=dec.min_len,
-                        no_repeat_ngram=dec.no_repeat_ngram, return_attention=return_attention,
-                        step_scorer=step_scorer)
+                        self.model, enc, max_len=max_len, beam_size=search.beam_size,
+                        nbest=search.nbest, length_penalty=search.alpha, min_len=min_len,
+                        no_repeat_ngram=dec.no_repeat_ngram, return_attention=search.attention,
+                        step_scorer=search.step_scorer)
                 for i, hyps in zip(indices, results, strict=True):
                     out[i] = hyps
                 bar.update(len(indices))
         return out
 
-    def _assemble(self, source: str, ids: list[int], parts: list[tuple[_Unit, list[Hypothesis]]],
-                  return_attention: bool, originals: tuple[str, ...] = (), offset: int = 0
-                  ) -> Translation:
-        """Joins the unit results of one input (one unit unless it was split), and puts the
-        protected spans back where the model wrote their placeholders."""
-        source_tokens = [self.src_tokenizer.id_to_piece(i) for i in ids]
-        if not parts:
-            return Translation(source, source_tokens, [Candidate("", 0.0, [], None)])
-        n_cands = min(len(hyps) for _, hyps in parts)
+    def _lengthen_short(self, unit_ids: list[list[int]], prefix: list[int],
+                        hyps: list[list[Hypothesis]], search: _Search) -> list[int]:
+        """Decodes again, with a minimum length, the units whose best output is far shorter
+        than the model's own validation data would have it; returns their indices.
+
+        "Far shorter": fewer target subwords than `min_length_ratio` x the source subwords, for
+        sources of at least `MIN_GUARD_SOURCE` subwords. The minimum is that same bound.
+        """
+        ratio = self.min_length_ratio
+        if ratio is None:
+            return []
+        short = [i for i, ids in enumerate(unit_ids)
+                 if len(ids) >= MIN_GUARD_SOURCE and hyps[i]
+                 and len(hyps[i][0].tokens) < ratio * len(ids)]
+        by_min: dict[int, list[int]] = {}
+        for i in short:
+            by_min.setdefault(math.ceil(ratio * len(unit_ids[i])), []).append(i)
+        for min_len, indices in by_min.items():
+            again = self._decode([prefix + unit_ids[i] for i in indices], search, min_len=min_len)
+            for i, h in zip(indices, again, strict=True):
+                hyps[i] = h
+        return short
+
+    @property
+    def min_length_ratio(self) -> float | None:
+        """Output/source subword ratio below which an output counts as far too short: the 1st
+        percentile over the validation pairs (bundle metadata), None when not recorded."""
+        stats = self.metadata.get("length_ratio")
+        value = stats.get("p01") if isinstance(stats, dict) else None
+        return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+    def _assemble(self, source: str, plan: TextPlan, t: int,
+                  results: dict[tuple[int, int, int], tuple[list[int], list[Hypothesis]]],
+                  retried: set[tuple[int, int, int]], offset: int, *, return_attention: bool,
+                  align: bool) -> Translation:
+        """Puts the unit outputs of text `t` back into its plan: one Translation."""
+        source_tokens: list[str] = []
+        columns: dict[tuple[int, int], int] = {}  # unit (sentence, part) -> first source column
+        for s, sentence in enumerate(plan.sentences):
+            for k, part in enumerate(sentence.parts):
+                if not part.verbatim:
+                    columns[(s, k)] = len(source_tokens)
+                    source_tokens.extend(self.src_tokenizer.id_to_piece(i)
+                                         for i in results[(t, s, k)][0])
+        unit_hyps = [h for key, (_, h) in results.items() if key[0] == t]
+        n_cands = min((len(h) for h in unit_hyps), default=1) or 1
         want_attn = return_attention and self.has_attention
+        warnings: list[str] = []
         candidates = []
         for c in range(n_cands):
-            texts: list[str] = []
+            outputs: list[str] = []
             pieces: list[str] = []
             rows: list[Tensor] = []
+            alignment: list[int] = []
             score = 0.0
-            for unit, hyps in parts:
-                hyp = hyps[c]
-                texts.append(self.tgt_tokenizer.decode(hyp.tokens))
-                pieces.extend(self.tgt_tokenizer.id_to_piece(t) for t in hyp.tokens)
-                score += hyp.score
-                if want_attn and hyp.attention is not None:
-                    rows.append(_place(hyp.attention[:, offset:], unit, len(ids)))
-            attention = torch.cat(rows).tolist() if want_attn else None
-            text = " ".join(t for t in texts if t)
-            if originals:
-                text, missing = unmask(text, originals)
-                # A span the model left out is appended rather than lost.
-                text = " ".join([text, *missing]) if missing else text
-            candidates.append(Candidate(text, score, pieces, attention))
-        return Translation(source, source_tokens, candidates)
+            for s, sentence in enumerate(plan.sentences):
+                first_word = _count_words(source, plan, s)
+                words, word_align, missing = [], [], []
+                used: set[int] = set()
+                masked_words = sum(_count(p.text) for p in sentence.parts)
+                n_words = max(1, len(sentence.source.split()))
+                masked_at = 0
+                for k, part in enumerate(sentence.parts):
+                    if part.verbatim:
+                        new = [(part.text, masked_at)]
+                    else:
+                        ids, hyps = results[(t, s, k)]
+                        hyp = hyps[c]
+                        score += hyp.score
+                        hyp_pieces = [self.tgt_tokenizer.id_to_piece(i) for i in hyp.tokens]
+                        pieces.extend(hyp_pieces)
+                        if want_attn and hyp.attention is not None:
+                            rows.append(_place(hyp.attention[:, offset:], columns[(s, k)],
+                                               len(ids), len(source_tokens)))
+                        new = self._target_words(hyp, hyp_pieces, ids, offset, masked_at)
+                        if c == 0 and (t, s, k) in retried:
+                            warnings.append(
+                                f"sentence {s + 1}: the output was far shorter than the source; "
+                                "it was decoded again with a minimum length")
+                    for n, (word, at) in enumerate(new):
+                        restored = restore(word, sentence.originals, used)
+                        if not restored:
+                            continue
+                        glue = part.glue if n == 0 else " "
+                        if words and glue == "":
+                            words[-1] += restored
+                        else:
+                            words.append(restored)
+                            word_align.append(first_word + min(n_words - 1,
+                                                               at * n_words // max(1, masked_words)))
+                    masked_at += _count(part.text)
+                if sentence.clauses > 1 and c == 0:
+                    warnings.append(f"sentence {s + 1}: longer than the model's limit of "
+                                    f"{self.max_input_tokens} subwords; translated in "
+                                    f"{sentence.clauses} parts")
+                missing = [o for i, o in enumerate(sentence.originals) if i not in used]
+                if missing:
+                    # A protected span the model left out is appended rather than lost.
+                    words.extend(missing)
+                    word_align.extend([first_word + n_words - 1] * len(missing))
+                    if c == 0:
+                        warnings.append(f"sentence {s + 1}: {len(missing)} protected span(s) "
+                                        "were missing from the output and were appended")
+                if not words and c == 0:
+                    warnings.append(f"sentence {s + 1}: the model produced no output")
+                outputs.append(" ".join(words))
+                alignment.extend(_expand(words, word_align))
+            text = plan.render(outputs)
+            attention = torch.cat(rows).tolist() if want_attn and rows else None
+            candidates.append(Candidate(text, score, pieces, attention,
+                                        alignment if align else None))
+        return Translation(source, source_tokens, candidates, warnings)
+
+    def _target_words(self, hyp: Hypothesis, pieces: list[str], src_ids: list[int], offset: int,
+                      masked_at: int) -> list[tuple[str, int]]:
+        """A unit's output as words, each with the sentence-level masked source word it is
+        aligned to (most attention over the word's pieces; in proportion without attention)."""
+        groups: list[list[int]] = []
+        for j, piece in enumerate(pieces):
+            if piece.startswith("\u2581") or not groups:
+                groups.append([j])
+            else:
+                groups[-1].append(j)
+        src_pieces = [self.src_tokenizer.id_to_piece(i) for i in src_ids]
+        src_word_of = list(itertools.accumulate(
+            1 if p.startswith("\u2581") else 0 for p in src_pieces))
+        src_word_of = [max(0, w - 1) for w in src_word_of]
+        n_src_words = (src_word_of[-1] + 1) if src_word_of else 1
+        words = []
+        for g, group in enumerate(groups):
+            text = self.tgt_tokenizer.decode_pieces([pieces[j] for j in group]).strip()
+            if hyp.attention is not None and src_pieces:
+                mass = hyp.attention[group, offset : offset + len(src_pieces)].sum(0)
+                local = src_word_of[int(mass.argmax())]
+            else:
+                local = g * n_src_words // max(1, len(groups))
+            words.append((text, masked_at + local))
+        return words
 
 
-def _place(attention: Tensor, unit: _Unit, width: int) -> Tensor:
-    """(T, span + 1) weights of one unit -> (T, width) over the whole input, EOS column dropped."""
+@dataclass(frozen=True)
+class _Search:
+    """Decoding settings of one translate call."""
+
+    beam_size: int
+    nbest: int
+    alpha: float
+    batch_tokens: int
+    max_sentences: int | None
+    step_scorer: StepScorer | None
+    attention: bool
+
+
+MIN_GUARD_SOURCE = 6  # shorter sources have too noisy a length ratio for the short-output guard
+
+
+def _count(text: str) -> int:
+    return len(text.split())
+
+
+def _count_words(source: str, plan: TextPlan, sentence_index: int) -> int:
+    """How many whitespace-separated words of `source` come before sentence `sentence_index`."""
+    before, seen = [], 0
+    for segment_ in plan.segments:
+        if segment_.translate:
+            if seen == sentence_index:
+                break
+            seen += 1
+        before.append(segment_.text)
+    return len("".join(before).split())
+
+
+def _expand(words: list[str], aligned: list[int]) -> list[int]:
+    """One alignment entry per whitespace-separated output word (a restored span such as
+    "Angela Merkel" is one entry in `words` but two words of the text)."""
+    out = []
+    for word, at in zip(words, aligned, strict=True):
+        out.extend([at] * max(1, len(word.split())))
+    return out
+
+
+def _place(attention: Tensor, column: int, span: int, width: int) -> Tensor:
+    """(T, span + 1) weights of one unit -> (T, width) over the whole text, EOS column dropped."""
     out = attention.new_zeros((attention.size(0), width))
-    out[:, unit.start : unit.end] = attention[:, : unit.end - unit.start]
+    out[:, column : column + span] = attention[:, :span]
     return out

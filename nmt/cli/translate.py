@@ -16,6 +16,10 @@ output:
 examples:
   echo "Ein Mann fährt Fahrrad." | nmt translate --model models/multi30k-de-en
   nmt translate --model runs/x/bundle --input test.de --output hyp.en --beam 5 --nbest 3
+  nmt translate --model models/general-de-en --stream       # interactive: one line at a time
+
+  A line may hold several sentences: each is translated on its own and the output line keeps
+  the input's spacing between them.
 """
 
 
@@ -42,6 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "SentencePiece model) for shallow fusion")
     parser.add_argument("--lm-weight", type=float, default=None,
                         help="fusion weight: score += W * log p_LM (default with --lm: 0.2)")
+    parser.add_argument("--domain", default=None,
+                        help="domain tag for models trained on several corpora (e.g. general, "
+                             "caption; default: the model's)")
+    parser.add_argument("--stream", action="store_true",
+                        help="answer each line as soon as it arrives (the default when stdin "
+                             "is a terminal and there is no --input)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -110,7 +120,9 @@ def read_input(path: str) -> list[str]:
         raise CommandError(f"input file {path}: is a directory") from err
     except UnicodeDecodeError as err:
         where = "stdin" if path == "-" else f"input file {path}"
-        raise CommandError(f"{where}: not valid UTF-8 (byte {err.start})") from err
+        line = err.object[: err.start].count(b"\n") + 1
+        raise CommandError(f"{where}: line {line} is not valid UTF-8 (byte {err.start}); "
+                           "expected UTF-8 text, one sentence a line") from err
     except OSError as err:
         raise CommandError(f"input file {path}: cannot read ({err.strerror})") from err
     lines = text.split("\n")
@@ -135,19 +147,30 @@ def run(args: argparse.Namespace) -> None:
         raise CommandError(f"--nbest must be >= 1, got {args.nbest}")
     if args.beam is not None and args.nbest > args.beam:
         raise CommandError(f"--nbest {args.nbest} is larger than --beam {args.beam}")
-    lines = read_input(args.input)
+    stream = args.stream or (args.input == "-" and sys.stdin.isatty())
+    if stream and args.input != "-":
+        raise CommandError("--stream reads stdin; leave out --input")
+    lines = [] if stream else read_input(args.input)
     translator = load_translator(args)
     scorer = load_lm_scorer(args, translator)
     beam = args.beam if args.beam is not None else max(args.nbest,
                                                         translator.config.decode.beam_size)
-    try:
-        translations = translator.translate(
-            lines, beam_size=beam, nbest=args.nbest, length_penalty=args.length_penalty,
-            batch_tokens=args.batch_tokens, progress=args.input != "-" and not args.quiet,
-            step_scorer=scorer,
-        )
-    except TranslatorError as err:
-        raise CommandError(str(err)) from err
+
+    def translate(batch: list[str], progress: bool):
+        try:
+            return translator.translate(
+                batch, beam_size=beam, nbest=args.nbest, length_penalty=args.length_penalty,
+                batch_tokens=args.batch_tokens, progress=progress, step_scorer=scorer,
+                domain=args.domain,
+            )
+        except TranslatorError as err:
+            raise CommandError(str(err)) from err
+
+    if stream:
+        translate([], progress=False)  # a bad --domain fails now, not at the first line
+        _stream(translate, args)
+        return
+    translations = translate(lines, progress=args.input != "-" and not args.quiet)
     text = "".join(line + "\n" for line in format_output(translations, args.nbest))
     if args.output == "-":
         sys.stdout.write(text)
@@ -157,3 +180,28 @@ def run(args: argparse.Namespace) -> None:
         Path(args.output).write_text(text, encoding="utf-8")
     except OSError as err:
         raise CommandError(f"output file {args.output}: cannot write ({err.strerror})") from err
+
+
+def _stream(translate, args: argparse.Namespace) -> None:
+    """Interactive mode: reads stdin line by line and answers each before reading the next."""
+    from nmt.cli import CommandError
+
+    out = sys.stdout if args.output == "-" else None
+    try:
+        if out is None:
+            out = open(args.output, "w", encoding="utf-8")  # closed below
+    except OSError as err:
+        raise CommandError(f"output file {args.output}: cannot write ({err.strerror})") from err
+    try:
+        for number, raw in enumerate(iter(sys.stdin.buffer.readline, b""), start=1):
+            try:
+                line = raw.decode("utf-8").rstrip("\n").rstrip("\r")
+            except UnicodeDecodeError as err:
+                raise CommandError(f"stdin line {number}: not valid UTF-8 (byte {err.start})"
+                                   ) from err
+            for row in format_output(translate([line], progress=False), args.nbest):
+                out.write(row + "\n")
+            out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()

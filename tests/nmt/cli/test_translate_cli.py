@@ -3,7 +3,8 @@ import subprocess
 import sys
 
 from nmt.translator import Translator
-from tests.nmt.decoding.tiny import synthetic_lines, write_lines
+from tests.support.cli import write_lines
+from tests.support.tiny import synthetic_lines
 
 LINES = synthetic_lines(6, seed=9) + ["", "Ünïcödé 😀 漢字", "   "]
 
@@ -28,7 +29,7 @@ def test_file_to_file_keeps_one_line_per_input_line(nmt_cli, bundle, tmp_path):
     assert lines[-1] == "" and len(lines) - 1 == len(LINES)
     expected = Translator.from_checkpoint(bundle).translate(LINES, beam_size=3)
     assert lines[:-1] == [t.text for t in expected]
-    assert lines[6] == "" and lines[8] == ""
+    assert lines[6] == "" and lines[8] == "   "  # whitespace-only lines come back as they were
 
 
 def test_nbest_tsv(nmt_cli, bundle, tmp_path):
@@ -77,3 +78,31 @@ def test_python_dash_m_nmt(bundle):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.split("\n")) == 3 and done.stdout.endswith("\n\n")
+
+
+def test_stream_answers_each_line_before_the_next_arrives(bundle) -> None:
+    """Interactive mode (`--stream`): line N's answer comes back while line N+1 is unwritten."""
+    import os
+    import select
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nmt", "translate", "-m", str(bundle), "--stream", "--beam", "1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        for line in ("der hund rennt", "die katze schläft. der vogel"):
+            proc.stdin.write((line + "\n").encode())
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], 60)
+            assert ready, f"no answer to {line!r} while stdin stayed open"
+            answer = proc.stdout.readline().decode()
+            assert answer.endswith("\n") and "\n" not in answer[:-1]
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+        assert proc.stdout.read() == b""
+    finally:
+        proc.kill()
