@@ -40,7 +40,10 @@ def run(args: argparse.Namespace) -> None:
     from nmt.checkpoint import CheckpointError, safe_load
     from nmt.cli import CommandError
     from nmt.config import config_from_dict
+    from nmt.data.corpus import DataError
+    from nmt.data.dataset import validation_length_ratio
     from nmt.tokenization import Tokenizer
+    from nmt.translator import MIN_GUARD_SOURCE
     from nmt.training.export import choose_checkpoints, write_bundle
     from nmt.training.rotation import average_state_dicts
 
@@ -57,12 +60,22 @@ def run(args: argparse.Namespace) -> None:
     weights = average_state_dicts(list(chosen))
     metadata = dict(newest.get("metadata", {}))
     metadata["weights_from"] = ", ".join(p.name for p in chosen)
+    config = config_from_dict(newest["config"])
+    src_tok, tgt_tok = Tokenizer(newest["src_spm"]), Tokenizer(newest["tgt_spm"])
+    if not metadata.get("length_ratio"):
+        # Checkpoints written before the short-output guard lack it: read the validation set.
+        try:
+            metadata["length_ratio"] = validation_length_ratio(config, src_tok, tgt_tok,
+                                                               MIN_GUARD_SOURCE)
+        except DataError as err:
+            print(f"warning: no length statistics in the bundle ({err}); the translator's "
+                  "short-output guard stays off for it")
     write_bundle(
         args.out,
-        config=config_from_dict(newest["config"]),
+        config=config,
         weights=weights,
-        src_tokenizer=Tokenizer(newest["src_spm"]),
-        tgt_tokenizer=Tokenizer(newest["tgt_spm"]),
+        src_tokenizer=src_tok,
+        tgt_tokenizer=tgt_tok,
         metadata=metadata,
         half=args.dtype == "float16",
     )

@@ -38,6 +38,26 @@ class EncodedCorpus:
     def __len__(self) -> int:
         return len(self.src_ids)
 
+    def length_ratio(self, *, min_source: int = 6, skip_first: int = 0) -> dict[str, float]:
+        """Target/source subword ratios over pairs with at least `min_source` source subwords
+        (`skip_first`: a domain tag not to count): their 1st percentile, median and mean.
+
+        The Translator uses the 1st percentile to spot an output far shorter than its source.
+        """
+        ratios = sorted(
+            len(t) / (len(s) - skip_first)
+            for s, t in zip(self.src_ids, self.tgt_ids, strict=True)
+            if len(s) - skip_first >= min_source
+        )
+        if not ratios:
+            return {}
+        return {
+            "p01": round(ratios[int(0.01 * (len(ratios) - 1))], 4),
+            "p50": round(ratios[len(ratios) // 2], 4),
+            "mean": round(sum(ratios) / len(ratios), 4),
+            "pairs": len(ratios),
+        }
+
     def lengths(self) -> list[int]:
         """Longest side per pair, counting the EOS/BOS each side gets."""
         pairs = zip(self.src_ids, self.tgt_ids, strict=True)
@@ -256,3 +276,15 @@ def load_training_data(cfg: Config, run_dir: Path) -> TrainingData:
         fingerprints=fingerprints,
         parts=parts,
     )
+
+
+def validation_length_ratio(cfg: Config, src_tok: Tokenizer, tgt_tok: Tokenizer,
+                            min_source: int) -> dict[str, float]:
+    """`EncodedCorpus.length_ratio` of the config's checkpoint-picking validation set, read
+    from its files ({} when the config has none)."""
+    sets = cfg.data.valid_sets()
+    if not sets:
+        return {}
+    encoded = encode_corpus(read_corpus(sets[0], cfg.data.on_bad_line), src_tok, tgt_tok,
+                            max_len=None, max_ratio=None, tag=sets[0].tag)
+    return encoded.length_ratio(min_source=min_source, skip_first=1 if sets[0].tag else 0)
