@@ -41,6 +41,10 @@ class DecodeOptions:
     nbest: int = 1
     length_penalty: float | None = None
     return_attention: bool = False
+    domain: str | None = None  # the domain tag; None for models without tags
+    align: bool = False  # word alignment per candidate (inline HTML tags follow it)
+    terms: tuple[str, ...] = ()  # caller's strings to keep verbatim
+    glossary: tuple[tuple[str, str], ...] = ()  # (source term, fixed target text)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Service: request dependencies: settings, loaded models, metrics, access checks."""
+"""Service: request dependencies: settings, loaded models, metrics, access checks, detector."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.access import AccessGuard
+from service.detect import LanguageDetector
 from service.errors import ApiError
 from service.metrics import ServiceMetrics
 from service.registry import ModelRegistry
@@ -33,6 +34,10 @@ def get_guard(request: Request) -> AccessGuard:
     return request.app.state.guard
 
 
+def get_detector(request: Request) -> LanguageDetector:
+    return request.app.state.detector
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -55,3 +60,4 @@ SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 GuardDep = Annotated[AccessGuard, Depends(get_guard)]
+DetectorDep = Annotated[LanguageDetector, Depends(get_detector)]

@@ -17,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from service.access import AccessGuard
 from service.batching import Arrivals, ArrivalsMiddleware
+from service.detect import LanguageDetector
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimitMiddleware
 from service.metrics import MetricsMiddleware, ServiceMetrics
@@ -30,9 +31,10 @@ DESCRIPTION = """\
 Neural machine translation over HTTP.
 
 * **LibreTranslate-compatible**: `POST /translate`, `POST /detect`, `GET /languages`,
-  `GET /frontend/settings`; existing LibreTranslate clients work unchanged.
-* **Native**: `POST /v1/translate` (batches, beam size, n-best, scores, attention),
-  `GET /v1/models`.
+  `GET /frontend/settings`, `POST /suggest` (disabled); existing LibreTranslate clients work
+  unchanged. Fields come as JSON, as a form, or in the query string.
+* **Native**: `POST /v1/translate` (batches, a model and domain by name, beam size, n-best,
+  scores, attention), `GET /v1/models` (what each model is for, its domains, scores and size).
 * **Operations**: `GET /health`, `GET /ready`, `GET /metrics` (Prometheus).
 
 Errors are `{"error": "..."}`. 400: bad input; 403: bad API key; 413: body too large;
@@ -58,8 +60,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Loading reads files and builds models: keep it off the event loop.
         registry = await asyncio.to_thread(ModelRegistry.load, settings, metrics, arrivals)
-        logger.info("serving %s", ", ".join(f"{e.name} ({s}->{t})"
-                                            for (s, t), e in sorted(registry.entries.items())))
+        logger.info("serving %s", ", ".join(
+            f"{e.name} ({e.pair[0]}->{e.pair[1]}{', default' if registry.is_default(e) else ''})"
+            for e in registry.models.values()))
         app.state.registry = registry
         try:
             yield
@@ -72,6 +75,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.arrivals = arrivals
     app.state.guard = AccessGuard(settings.api_keys, settings.rate_limit_per_minute)
+    app.state.detector = LanguageDetector()  # loads its model on first use
     app.state.registry = None
     install_error_handlers(app)
     for module in (libretranslate, translations, models, ops, web):

@@ -1,15 +1,23 @@
-"""Service: the loaded models, one Translator (and its micro-batcher) per language pair."""
+"""Service: the loaded models, by name, each with its micro-batcher; a default model per pair.
+
+Several models may translate the same language pair (a caption model beside a general one). A
+request names a model, or gets its pair's default: the one NMT_DEFAULT_MODELS names, else the
+model with the most domain tags (a tagged general model over a single-domain one), then the first
+by name. Each Translator is loaded once and shared, read-only, by its one batcher thread.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nmt.translator import Translator
 from service.batching import Arrivals, DecodeOptions, MicroBatcher
 from service.metrics import ServiceMetrics
+from service.model_cards import ModelCard, read_card
 from service.settings import ServiceSettings
 
 logger = logging.getLogger("service")
@@ -20,6 +28,9 @@ class ModelEntry:
     name: str  # the bundle directory's name, e.g. "multi30k-de-en"
     translator: Translator
     batcher: MicroBatcher
+    card: ModelCard
+    domains: list[str]  # the model's domain tags; [] for a model trained without tags
+    default_domain: str | None  # the tag used when a request names none; None without tags
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -31,49 +42,107 @@ class UnknownPair(LookupError):
 
 
 class ModelRegistry:
-    """Maps (src_lang, tgt_lang) to a model entry.
+    """The loaded models by name, and the default model of each (source, target) pair.
 
     Args:
         translators: model name -> Translator (real, or a fake in tests).
+        bundle_dirs: model name -> its bundle directory, for the model card and file size;
+            models missing here are described from their domain tags.
+
+    Raises:
+        ValueError: `settings.default_models` names a model that is not loaded, or one that
+            translates another pair (the message names NMT_DEFAULT_MODELS).
     """
 
     def __init__(self, translators: Mapping[str, Any], *, settings: ServiceSettings,
-                 metrics: ServiceMetrics, arrivals: Arrivals | None = None):
-        self.entries: dict[tuple[str, str], ModelEntry] = {}
-        for name, translator in translators.items():
-            pair = (translator.src_lang, translator.tgt_lang)
-            if pair in self.entries:
-                raise ValueError(f"models {self.entries[pair].name} and {name} both translate "
-                                 f"{pair[0]}->{pair[1]}; serve one of them")
-            self.entries[pair] = ModelEntry(name, translator, _batcher_for(
-                translator, name=name, settings=settings, metrics=metrics, arrivals=arrivals))
+                 metrics: ServiceMetrics, arrivals: Arrivals | None = None,
+                 bundle_dirs: Mapping[str, Path] | None = None):
+        bundle_dirs = bundle_dirs or {}
+        self.models: dict[str, ModelEntry] = {}
+        for name in sorted(translators):
+            translator = translators[name]
+            domains, default_domain = _domains(translator)
+            self.models[name] = ModelEntry(
+                name, translator,
+                _batcher_for(translator, name=name, settings=settings, metrics=metrics,
+                             arrivals=arrivals),
+                read_card(bundle_dirs.get(name), src=translator.src_lang,
+                          tgt=translator.tgt_lang, domains=domains,
+                          metadata=dict(translator.metadata)),
+                domains, default_domain)
+        try:
+            self.defaults = _choose_defaults(self.models, settings.default_pairs())
+        except ValueError:
+            self.close()
+            raise
 
     @classmethod
     def load(cls, settings: ServiceSettings, metrics: ServiceMetrics,
              arrivals: Arrivals | None = None) -> ModelRegistry:
-        translators = {}
+        """Loads every bundle `settings` names, each once."""
+        translators: dict[str, Translator] = {}
+        dirs: dict[str, Path] = {}
         for path in settings.bundle_dirs():
+            if path.name in translators:
+                raise ValueError(f"two bundles are named {path.name} ({dirs[path.name]} and "
+                                 f"{path}); a model's name is its directory's name")
             logger.info("loading model bundle %s", path)
             translators[path.name] = Translator.from_checkpoint(
                 path, device=settings.device, quantize=settings.quantize,
                 num_threads=settings.num_threads)
-        return cls(translators, settings=settings, metrics=metrics, arrivals=arrivals)
+            dirs[path.name] = path
+        return cls(translators, settings=settings, metrics=metrics, arrivals=arrivals,
+                   bundle_dirs=dirs)
 
     def get(self, src: str, tgt: str) -> ModelEntry:
+        """The default model for `src`->`tgt`; UnknownPair when none translates it."""
         try:
-            return self.entries[(src, tgt)]
+            return self.models[self.defaults[(src, tgt)]]
         except KeyError:
             raise UnknownPair(f"{src}->{tgt}") from None
 
+    def is_default(self, entry: ModelEntry) -> bool:
+        return self.defaults.get(entry.pair) == entry.name
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return sorted(self.defaults)
+
     def source_languages(self, target: str | None = None) -> list[str]:
-        return sorted({s for s, t in self.entries if target is None or t == target})
+        return sorted({s for s, t in self.defaults if target is None or t == target})
 
     def target_languages(self, source: str | None = None) -> list[str]:
-        return sorted({t for s, t in self.entries if source is None or s == source})
+        return sorted({t for s, t in self.defaults if source is None or s == source})
 
     def close(self) -> None:
-        for entry in self.entries.values():
+        for entry in self.models.values():
             entry.batcher.close()
+
+
+def _domains(translator: Any) -> tuple[list[str], str | None]:
+    """The model's domain tags and the one it uses by default (the Translator's own rule: the
+    configured default, else the first tag). Fakes written before tags existed have none."""
+    domains = list(getattr(translator, "domains", None) or [])
+    default = getattr(translator, "default_domain", None)
+    return domains, (default or (domains[0] if domains else None))
+
+
+def _choose_defaults(models: Mapping[str, ModelEntry], configured: Mapping[tuple[str, str], str]
+                     ) -> dict[tuple[str, str], str]:
+    """Pair -> default model name: the configured one, else the most domains, then by name."""
+    defaults: dict[tuple[str, str], str] = {}
+    for (src, tgt), name in configured.items():
+        entry = models.get(name)
+        if entry is None:
+            raise ValueError(f"NMT_DEFAULT_MODELS: {src}-{tgt}={name} names no loaded model "
+                             f"(loaded: {', '.join(models) or 'none'})")
+        if entry.pair != (src, tgt):
+            raise ValueError(f"NMT_DEFAULT_MODELS: {src}-{tgt}={name}, but {name} translates "
+                             f"{entry.pair[0]}-{entry.pair[1]}")
+        defaults[(src, tgt)] = name
+    ranked = sorted(models.values(), key=lambda e: (-len(e.domains), e.name))
+    for entry in ranked:
+        defaults.setdefault(entry.pair, entry.name)
+    return defaults
 
 
 def _batcher_for(translator: Any, *, name: str, settings: ServiceSettings,
@@ -81,7 +150,9 @@ def _batcher_for(translator: Any, *, name: str, settings: ServiceSettings,
     def translate(texts: list[str], options: DecodeOptions) -> list[Any]:
         translations = translator.translate(
             texts, beam_size=options.beam_size, nbest=options.nbest,
-            length_penalty=options.length_penalty, return_attention=options.return_attention)
+            length_penalty=options.length_penalty, return_attention=options.return_attention,
+            domain=options.domain, align=options.align, terms=options.terms,
+            glossary=dict(options.glossary))
         metrics.tokens.labels(name, "target").inc(
             sum(len(t.candidates[0].tokens) for t in translations))
         return translations

@@ -77,10 +77,26 @@ class TranslateRequest(BaseModel):
     texts: Annotated[list[Text], Field(min_length=1, max_length=10_000)]
     source: LangCode
     target: LangCode
+    model: str | None = Field(default=None, min_length=1, max_length=200,
+                              description="a name from /v1/models that translates source to "
+                                          "target; default: the pair's default model")
+    domain: str | None = Field(default=None, min_length=1, max_length=64,
+                               description="one of the model's domains (see /v1/models); "
+                                           "default: the model's default_domain")
     beam_size: int | None = Field(default=None, ge=1, le=128,
                                   description="beam width; 1 is greedy; default: the model's")
     nbest: int = Field(default=1, ge=1, le=33, description="candidates per text, best first")
     length_penalty: float | None = Field(default=None, ge=0.0, le=10.0)
+    format: Literal["text", "html"] = Field(
+        default="text", description="html: inline tags are kept around the words they wrap")
+    protect: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default=[], max_length=100,
+        description="terms to keep verbatim (besides URLs, numbers, e-mails, emoji, @handles, "
+                    "#tags and `code`, which are always kept)")
+    glossary: dict[Annotated[str, Field(min_length=1, max_length=200)],
+                   Annotated[str, Field(max_length=200)]] = Field(
+        default={}, max_length=100,
+        description="source term -> the fixed target text it must become")
     return_scores: bool = True
     return_attention: bool = Field(
         default=False, description="attention weights (target x source), attention models "
@@ -103,6 +119,7 @@ class TextResult(BaseModel):
     score: float | None = None
     candidates: list[CandidateResponse] = []  # the n-best list (best first) when nbest > 1
     attention: AttentionResponse | None = None
+    warnings: list[str] | None = None  # what the model noticed about this text; omitted if none
 
 
 class Timing(BaseModel):
@@ -114,16 +131,28 @@ class Timing(BaseModel):
 
 class TranslateResponse(BaseModel):
     model: str
+    domain: str | None = None  # the domain that translated the texts; omitted without tags
     source: str
     target: str
     results: list[TextResult]
     timing: Timing
 
 
+class ModelSize(BaseModel):
+    file_bytes: int | None  # model.pt on disk
+    parameters: int | None  # as recorded in the bundle's metadata
+
+
 class ModelResponse(BaseModel):
-    name: str
+    name: str  # what POST /v1/translate takes as `model`
     source: str
     target: str
+    default: bool  # the model requests for this pair get when they name none
+    description: str  # what it is for: the model card's summary, or from its domains
+    domains: list[str]  # what POST /v1/translate takes as `domain`; [] without tags
+    default_domain: str | None
+    scores: dict[str, Any] | None  # validation scores from the bundle (metadata.valid_scores)
+    size: ModelSize
     has_attention: bool
     max_input_tokens: int
     metadata: dict[str, Any]  # training and evaluation facts stored in the bundle (e.g. BLEU)

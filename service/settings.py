@@ -9,6 +9,7 @@ builds the app itself (in each worker) from the string "service.main:create_app"
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BUNDLE_WEIGHTS = "model.pt"  # the file that marks a directory as a model bundle
+_PAIR = re.compile(r"[A-Za-z][A-Za-z0-9_]*-[A-Za-z][A-Za-z0-9_]*")  # de-en: one "-" between codes
 
 
 class ServiceSettings(BaseSettings):
@@ -27,6 +29,10 @@ class ServiceSettings(BaseSettings):
     device: str = "cpu"
     quantize: Literal["int8"] | None = None  # int8: dynamic quantisation, CPU only
     num_threads: int | None = Field(default=None, ge=1)  # torch CPU threads; None: torch default
+    # The model a language pair uses when a request names none: "de-en=general-de-en,en-de=..."
+    # (or a JSON object). A pair not named here gets the model with the most domains, then the
+    # first by name; ModelRegistry checks that every name given is loaded and fits its pair.
+    default_models: Annotated[dict[str, str], NoDecode] = {}
 
     # Decoding limits.
     max_beam: int = Field(default=8, ge=1, le=128)
@@ -63,6 +69,47 @@ class ServiceSettings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("default_models", mode="before")
+    @classmethod
+    def _parse_default_models(cls, value: Any) -> Any:
+        """`de-en=NAME,en-de=NAME` (or a JSON object) into {"de-en": NAME}; names the setting."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"NMT_DEFAULT_MODELS: not a valid JSON object ({err.msg})"
+                                     ) from None
+            else:
+                value = {}
+                for item in filter(None, (part.strip() for part in text.split(","))):
+                    pair, sep, name = item.partition("=")
+                    if not sep:
+                        raise ValueError(f"NMT_DEFAULT_MODELS: {item!r} is not PAIR=MODEL, e.g. "
+                                         "de-en=general-de-en")
+                    if pair.strip() in value:
+                        raise ValueError(f"NMT_DEFAULT_MODELS: {pair.strip()} is named twice")
+                    value[pair.strip()] = name.strip()
+        if not isinstance(value, dict):
+            raise ValueError("NMT_DEFAULT_MODELS: expected PAIR=MODEL items, e.g. "
+                             "de-en=general-de-en,en-de=general-en-de")
+        for pair, name in value.items():
+            if not isinstance(pair, str) or not _PAIR.fullmatch(pair):
+                raise ValueError(f"NMT_DEFAULT_MODELS: {pair!r} is not a language pair such as "
+                                 "de-en (source code, '-', target code)")
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"NMT_DEFAULT_MODELS: the model for {pair} is empty")
+        return value
+
+    def default_pairs(self) -> dict[tuple[str, str], str]:
+        """`default_models` keyed by (source, target)."""
+        pairs = {}
+        for pair, name in self.default_models.items():
+            src, tgt = pair.split("-")  # the validator allows exactly one "-"
+            pairs[(src, tgt)] = name.strip()
+        return pairs
 
     def bundle_dirs(self) -> list[Path]:
         """The bundle directories to serve; raises ValueError with a clear message if none."""

@@ -47,6 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "test (0: none; default 1000)")
     parser.add_argument("--attention-examples", type=int, default=3,
                         help="attention heat-maps to draw (default 3)")
+    parser.add_argument("--domain", default=None,
+                        help="domain tag of a multi-domain model (e.g. caption, general)")
     parser.add_argument("--report", help="directory to write the report into")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
@@ -117,7 +119,7 @@ def _decode(args: argparse.Namespace, sources: list[str]):
             start = time.perf_counter()
             result = translator.translate(sources, beam_size=beam, length_penalty=alpha,
                                           batch_tokens=args.batch_tokens,
-                                          progress=not args.quiet)
+                                          progress=not args.quiet, domain=args.domain)
             seconds = time.perf_counter() - start
             hyps = [t.text for t in result]
             hyp_file = None
@@ -127,12 +129,14 @@ def _decode(args: argparse.Namespace, sources: list[str]):
                 Path(hyp_file).write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
             systems.append(SystemOutput(name=f"beam{beam}", hyps=hyps, hyp_file=hyp_file,
                                         seconds=seconds,
-                                        settings={"beam_size": beam, "length_penalty": alpha}))
+                                        settings={"beam_size": beam, "length_penalty": alpha,
+                                                  **({"domain": args.domain} if args.domain
+                                                     else {})}))
         attention = []
         if translator.has_attention and args.attention_examples and out_dir is not None:
             picks = [s for s in sources if 0 < len(s.split()) <= 25][: args.attention_examples]
             for t in translator.translate(picks, beam_size=beams[0], length_penalty=alpha,
-                                          return_attention=True):
+                                          return_attention=True, domain=args.domain):
                 c = t.candidates[0]
                 attention.append(AttentionExample(t.source_tokens, c.tokens, c.attention or []))
     except TranslatorError as err:

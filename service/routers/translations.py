@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from service.batching import DecodeOptions
 from service.deps import RegistryDep, SettingsDep, require_access
 from service.errors import ApiError
 from service.limits import check_texts
-from service.registry import UnknownPair
+from service.registry import ModelEntry, ModelRegistry, UnknownPair
 from service.schemas import (
     ERROR_RESPONSES,
     AttentionResponse,
@@ -20,7 +22,8 @@ from service.schemas import (
     TranslateRequest,
     TranslateResponse,
 )
-from service.translation import decode_options, translate_texts
+from service.settings import ServiceSettings
+from service.translation import decode_options, translate_formatted, translate_texts
 
 router = APIRouter(prefix="/v1", tags=["native"])
 
@@ -33,12 +36,7 @@ router = APIRouter(prefix="/v1", tags=["native"])
 async def translate(req: TranslateRequest, settings: SettingsDep, registry: RegistryDep) -> Any:
     start = time.perf_counter()
     check_texts(req.texts, settings, field="texts")
-    try:
-        entry = registry.get(req.source, req.target)
-    except UnknownPair:
-        pairs = ", ".join(f"{s}-{t}" for s, t in sorted(registry.entries)) or "none"
-        raise ApiError(400, f"source/target: no model translates {req.source}->{req.target} "
-                            f"(loaded: {pairs})") from None
+    entry = _select_model(registry, req)
     if req.return_attention and not entry.translator.has_attention:
         raise ApiError(400, f"return_attention: model {entry.name} has no attention")
     want_attention = req.return_attention
@@ -48,8 +46,15 @@ async def translate(req: TranslateRequest, settings: SettingsDep, registry: Regi
         # request holding such a text gets no attention rather than exhausting memory.
         longest = max(entry.translator.count_tokens(req.texts), default=0)
         want_attention = longest <= entry.translator.max_input_tokens
+    if req.format == "html" and req.return_attention:
+        raise ApiError(400, "return_attention: not available with format html")
     options = decode_options(settings, entry, beam_size=req.beam_size, nbest=req.nbest,
-                             length_penalty=req.length_penalty, return_attention=want_attention)
+                             length_penalty=req.length_penalty, return_attention=want_attention,
+                             domain=req.domain)
+    options = dataclasses.replace(options, terms=tuple(req.protect),
+                                  glossary=tuple(sorted(req.glossary.items())))
+    if req.format == "html":
+        return await _translate_html(req, entry, options, settings, start)
     result = await translate_texts(entry, req.texts, options, settings)
     results = []
     for tr in result.translations:
@@ -66,10 +71,48 @@ async def translate(req: TranslateRequest, settings: SettingsDep, registry: Regi
                                           score=c.score if req.return_scores else None)
                         for c in tr.candidates] if req.nbest > 1 else [],
             attention=attention,
+            warnings=list(tr.warnings) or None,
         ))
     return TranslateResponse(
-        model=entry.name, source=req.source, target=req.target, results=results,
+        model=entry.name, domain=options.domain, source=req.source, target=req.target,
+        results=results,
         timing=Timing(queue_ms=round(result.queue_s * 1000, 3),
                       compute_ms=round(result.compute_s * 1000, 3),
                       total_ms=round((time.perf_counter() - start) * 1000, 3),
                       batch_texts=result.batch_texts))
+
+
+async def _translate_html(req: TranslateRequest, entry: ModelEntry, options: DecodeOptions,
+                          settings: ServiceSettings, start: float) -> TranslateResponse:
+    """format=html: candidates' texts only (scores and attention belong to the blocks)."""
+    outputs, result = await translate_formatted(entry, req.texts, "html", options, settings)
+    results = [TextResult(text=cands[0],
+                          candidates=[CandidateResponse(text=c) for c in cands]
+                          if req.nbest > 1 else [])
+               for cands in outputs]
+    return TranslateResponse(
+        model=entry.name, domain=options.domain, source=req.source, target=req.target,
+        results=results,
+        timing=Timing(queue_ms=round(result.queue_s * 1000, 3),
+                      compute_ms=round(result.compute_s * 1000, 3),
+                      total_ms=round((time.perf_counter() - start) * 1000, 3),
+                      batch_texts=result.batch_texts))
+
+
+def _select_model(registry: ModelRegistry, req: TranslateRequest) -> ModelEntry:
+    """The model `req` names, or its pair's default; a 400 naming the field otherwise."""
+    if req.model is None:
+        try:
+            return registry.get(req.source, req.target)
+        except UnknownPair:
+            pairs = ", ".join(f"{s}-{t}" for s, t in registry.pairs()) or "none"
+            raise ApiError(400, f"source/target: no model translates {req.source}->{req.target} "
+                                f"(loaded: {pairs})") from None
+    entry = registry.models.get(req.model)
+    if entry is None:
+        raise ApiError(400, f"model: no model named {req.model!r} is loaded (loaded: "
+                            f"{', '.join(registry.models) or 'none'}; see /v1/models)")
+    if entry.pair != (req.source, req.target):
+        raise ApiError(400, f"model: {entry.name} translates {entry.pair[0]}->{entry.pair[1]}, "
+                            f"not {req.source}->{req.target}")
+    return entry

@@ -1,11 +1,13 @@
-// The web page: translation as you type, alternatives, and an attention heat-map.
-// Plain JavaScript, no dependencies; all text is inserted with textContent (never as HTML).
+// The web page: translation as you type, a model and domain picker, alternatives, and an
+// attention heat-map. Plain JavaScript, no dependencies; all text is inserted with textContent
+// (never as HTML).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const DEBOUNCE_MS = 300;
-const NBEST = 3;
-let models = [];
+const NBEST = 3; // alternatives shown, when the beam and the server's limit allow
+const limits = { maxBeam: 8, maxAlternatives: 5 }; // replaced by /frontend/settings
+let models = []; // from /v1/models
 let timer = null;
 let latest = 0; // id of the newest request; older answers are dropped
 
@@ -16,58 +18,129 @@ function headers() {
   return h;
 }
 
+// Fetches JSON; the status is checked before the body is trusted, and a body that is not JSON
+// (a proxy's HTML error page) still gives a readable error.
+async function fetchJson(url, options) {
+  const res = await fetch(url, options);
+  const text = await res.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch (_) {
+    body = null;
+  }
+  if (!res.ok) {
+    const message = body && typeof body.error === "string" ? body.error : "";
+    throw new Error(message || `${res.status} ${res.statusText}`.trim());
+  }
+  if (body === null) throw new Error("the server's answer is not JSON");
+  return body;
+}
+
+function option(value, text) {
+  const opt = document.createElement("option");
+  opt.value = value;
+  opt.textContent = text;
+  return opt;
+}
+
+async function loadSettings() {
+  try {
+    const s = await fetchJson("/frontend/settings");
+    if (Number.isInteger(s.maxBeam)) limits.maxBeam = s.maxBeam;
+    if (Number.isInteger(s.maxAlternatives)) limits.maxAlternatives = s.maxAlternatives;
+  } catch (_) {
+    // Keep the defaults; a request over the limit is answered with a clear 400.
+  }
+  const beam = $("beam");
+  beam.max = String(limits.maxBeam);
+  beam.value = String(Math.min(Number(beam.value) || 1, limits.maxBeam));
+}
+
 async function loadModels() {
   try {
-    const res = await fetch("/v1/models");
-    const body = await res.json();
-    if (!res.ok) throw new Error(body.error || res.statusText);
-    models = body;
+    models = await fetchJson("/v1/models");
+    const pairs = [...new Set(models.map((m) => `${m.source}→${m.target}`))];
     const select = $("pair");
-    select.replaceChildren();
-    models.forEach((m, i) => {
-      const opt = document.createElement("option");
-      opt.value = String(i);
-      opt.textContent = `${m.source} → ${m.target}` + (m.has_attention ? "" : " (no attention)");
-      select.appendChild(opt);
-    });
+    select.replaceChildren(...pairs.map((p) => option(p, p.replace("→", " → "))));
+    showModels();
     $("status").textContent = models.length ? "" : "No models loaded.";
   } catch (err) {
     $("error").textContent = `Could not load the models: ${err.message}`;
   }
 }
 
+function pairModels() {
+  const [source, target] = $("pair").value.split("→");
+  return models.filter((m) => m.source === source && m.target === target);
+}
+
+// The model picker for the chosen pair, its default selected.
+function showModels() {
+  const choices = pairModels();
+  $("model").replaceChildren(...choices.map((m) =>
+    option(m.name, m.default ? `${m.name} (default)` : m.name)));
+  const preferred = choices.find((m) => m.default) || choices[0];
+  if (preferred) $("model").value = preferred.name;
+  $("model").disabled = choices.length < 2;
+  showModel();
+}
+
+function selectedModel() {
+  return models.find((m) => m.name === $("model").value);
+}
+
+// The chosen model's description, and a domain picker when it has domains.
+function showModel() {
+  const model = selectedModel();
+  $("model-description").textContent = model
+    ? model.description + (model.has_attention ? "" : " (no attention)")
+    : "";
+  const domains = model ? model.domains : [];
+  $("domain").replaceChildren(...domains.map((d) => option(d, d)));
+  if (model && model.default_domain) $("domain").value = model.default_domain;
+  $("domain-label").hidden = domains.length === 0;
+}
+
 function schedule() {
   clearTimeout(timer);
+  if (!$("source").value.trim()) {
+    translate(); // cleared: drop any answer on its way and empty the output at once
+    return;
+  }
   timer = setTimeout(translate, DEBOUNCE_MS);
 }
 
 async function translate() {
+  clearTimeout(timer);
   const text = $("source").value;
-  const model = models[Number($("pair").value)];
-  const id = ++latest;
+  const model = selectedModel();
+  const id = ++latest; // any answer still on its way is now stale
   $("error").textContent = "";
   if (!model || !text.trim()) {
+    $("status").textContent = model || !models.length ? "" : "Choose a model.";
     show(null, model);
     return;
   }
-  const beam = Math.max(NBEST, Number($("beam").value) || 1);
+  const beam = Math.min(Math.max(1, Math.round(Number($("beam").value)) || 1), limits.maxBeam);
+  const nbest = Math.min(NBEST, beam, limits.maxAlternatives + 1);
+  const request = {
+    texts: [text], source: model.source, target: model.target, model: model.name,
+    beam_size: beam, nbest, return_attention: model.has_attention,
+  };
+  if (model.domains.length) request.domain = $("domain").value;
   $("status").textContent = "Translating…";
   try {
-    const res = await fetch("/v1/translate", {
-      method: "POST",
-      headers: headers(),
-      body: JSON.stringify({
-        texts: [text], source: model.source, target: model.target,
-        beam_size: beam, nbest: NBEST, return_attention: model.has_attention,
-      }),
+    const body = await fetchJson("/v1/translate", {
+      method: "POST", headers: headers(), body: JSON.stringify(request),
     });
-    const body = await res.json();
     if (id !== latest) return;
-    if (!res.ok) throw new Error(body.error || res.statusText);
     show(body.results[0], model);
-    $("status").textContent = `${body.model} · ${body.timing.total_ms.toFixed(0)} ms`;
+    const domain = body.domain ? ` · ${body.domain}` : "";
+    $("status").textContent = `${body.model}${domain} · ${body.timing.total_ms.toFixed(0)} ms`;
   } catch (err) {
     if (id !== latest) return;
+    show(null, model);
     $("status").textContent = "";
     $("error").textContent = err.message;
   }
@@ -75,6 +148,7 @@ async function translate() {
 
 function show(result, model) {
   $("output").textContent = result ? result.text : "";
+  $("warnings").textContent = result && result.warnings ? result.warnings.join(" ") : "";
   const alts = result ? result.candidates.slice(1).filter((c) => c.text !== result.text) : [];
   const list = $("alternatives");
   list.replaceChildren();
@@ -115,6 +189,8 @@ function drawAttention(att) {
 }
 
 $("source").addEventListener("input", schedule);
-$("pair").addEventListener("change", translate);
+$("pair").addEventListener("change", () => { showModels(); translate(); });
+$("model").addEventListener("change", () => { showModel(); translate(); });
+$("domain").addEventListener("change", translate);
 $("beam").addEventListener("change", translate);
-loadModels();
+loadSettings().then(loadModels);

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,44 +23,28 @@ from nmt.checkpoint import export_bundle
 from nmt.config import config_from_dict
 from nmt.models.seq2seq import build_model
 from nmt.tokenization import train_tokenizer
+from nmt.translator import Candidate, Translation
 from service.deps import get_registry
 from service.main import create_app
 from service.registry import ModelRegistry
 from service.settings import ServiceSettings
 
 
-@dataclass(frozen=True)
-class FakeCandidate:
-    text: str
-    score: float
-    tokens: list[str]
-    attention: list[list[float]] | None
-
-
-@dataclass(frozen=True)
-class FakeTranslation:
-    source: str
-    source_tokens: list[str]
-    candidates: list[FakeCandidate]
-
-    @property
-    def text(self) -> str:
-        return self.candidates[0].text
-
-    @property
-    def score(self) -> float:
-        return self.candidates[0].score
-
-
 class FakeTranslator:
     """Translates by reversing the words and tagging the target language: "[en] Hund Ein".
 
-    Candidate k > 0 appends " #k". Attention is the (reversed) identity. Every call is recorded.
+    Candidate k > 0 appends " #k". Attention and the word alignment are the (reversed) identity
+    (the "[en]" tag aligns to the first source word); glossary terms are replaced. A model with
+    domains tags the target with the domain too ("[en/caption] ..."), and a text holding "WARN"
+    gets a warning. Every call is recorded.
     """
 
     def __init__(self, src: str = "de", tgt: str = "en", *, has_attention: bool = True,
-                 delay_s: float = 0.0, fail: bool = False):
+                 delay_s: float = 0.0, fail: bool = False, domains: tuple[str, ...] = (),
+                 default_domain: str | None = None):
         self.src_lang, self.tgt_lang = src, tgt
+        self.domains = list(domains)
+        self.default_domain = default_domain
         self.config = config_from_dict({"data": {"train_src": "x", "train_tgt": "y",
                                                  "src_lang": src, "tgt_lang": tgt},
                                         "decode": {"beam_size": 2}})
@@ -78,10 +62,14 @@ class FakeTranslator:
 
     def translate(self, texts: list[str], *, beam_size: int | None = None, nbest: int = 1,
                   length_penalty: float | None = None, batch_tokens: int | None = None,
-                  return_attention: bool = False, progress: bool = False
-                  ) -> list[FakeTranslation]:
+                  return_attention: bool = False, progress: bool = False,
+                  domain: str | None = None, align: bool = False, terms: Sequence[str] = (),
+                  glossary: Mapping[str, str] | None = None) -> list[Translation]:
         self.calls.append({"texts": list(texts), "beam_size": beam_size, "nbest": nbest,
-                           "return_attention": return_attention})
+                           "return_attention": return_attention, "domain": domain,
+                           "align": align, "terms": list(terms), "glossary": dict(glossary or {})})
+        if domain is not None and domain not in self.domains:
+            raise ValueError(f"unknown domain {domain!r}")  # the service must check first
         self.gate.wait(10)
         time.sleep(self.delay_s)
         if self.fail:
@@ -93,10 +81,18 @@ class FakeTranslator:
             n = len(words)
             attention = ([[1.0 if s == n - 1 - t else 0.0 for s in range(n)] for t in range(n)]
                          if return_attention and self.has_attention else None)
-            best = f"[{self.tgt_lang}] " + " ".join(reversed(words)) if text else ""
-            cands = [FakeCandidate(best if k == 0 else f"{best} #{k}", -1.0 * (k + 1), tokens,
-                                   attention) for k in range(nbest)]
-            out.append(FakeTranslation(text, ["▁" + w for w in words], cands))
+            tag = self.tgt_lang if domain is None else f"{self.tgt_lang}/{domain}"
+            # Like the Translator, a text without words comes back as it was.
+            best = f"[{tag}] " + " ".join(reversed(words)) if words else text
+            for term, fixed in (glossary or {}).items():
+                best = best.replace(term, fixed)
+            alignment = ([0] * (best != "") + list(reversed(range(n)))) if align else None
+            cands = [Candidate(best if k == 0 else f"{best} #{k}", -1.0 * (k + 1), tokens,
+                               attention,
+                               None if alignment is None else alignment + [0] * (k > 0))
+                     for k in range(nbest)]
+            warnings = ["the fake noticed WARN"] if "WARN" in words else []
+            out.append(Translation(text, ["▁" + w for w in words], cands, warnings))
         return out
 
 
@@ -148,22 +144,43 @@ SENTENCES = ["ein hund rennt", "der mann schläft", "eine frau liest ein buch", 
              "der hund und die katze", "a dog runs", "the man sleeps", "a woman reads a book"]
 
 
+TINY_MODEL = {"cell": "gru", "emb_dim": 8, "enc_hidden": 8, "dec_hidden": 8, "attn_dim": 8,
+              "dropout": 0.0, "emb_dropout": 0.0}
+TINY_DECODE = {"beam_size": 2, "max_len_a": 1.0, "max_len_b": 3}
+
+
+def _export_tiny(out_dir: Path, data: dict[str, Any], user_symbols: list[str],
+                 metadata: dict[str, Any]) -> Path:
+    torch.manual_seed(0)
+    config = config_from_dict({"data": data, "model": TINY_MODEL, "decode": TINY_DECODE})
+    tokenizer = train_tokenizer(SENTENCES * 20, vocab_size=40, user_symbols=user_symbols)
+    model = build_model(config.model, src_vocab_size=tokenizer.vocab_size,
+                        tgt_vocab_size=tokenizer.vocab_size)
+    return export_bundle(out_dir, config=config, state_dict=model.state_dict(),
+                         src_tokenizer=tokenizer, tgt_tokenizer=tokenizer, metadata=metadata)
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bundle with random weights: translations are nonsense, but deterministic."""
-    torch.manual_seed(0)
-    config = config_from_dict({
-        "data": {"train_src": "x", "train_tgt": "y", "src_lang": "de", "tgt_lang": "en"},
-        "model": {"cell": "gru", "emb_dim": 8, "enc_hidden": 8, "dec_hidden": 8, "attn_dim": 8,
-                  "dropout": 0.0, "emb_dropout": 0.0},
-        "decode": {"beam_size": 2, "max_len_a": 1.0, "max_len_b": 3},
-    })
-    tokenizer = train_tokenizer(SENTENCES * 20, vocab_size=40)
-    model = build_model(config.model, src_vocab_size=tokenizer.vocab_size,
-                        tgt_vocab_size=tokenizer.vocab_size)
-    return export_bundle(tmp_path_factory.mktemp("models") / "tiny-de-en", config=config,
-                         state_dict=model.state_dict(), src_tokenizer=tokenizer,
-                         tgt_tokenizer=tokenizer, metadata={"test_scores": {"bleu": 0.1}})
+    return _export_tiny(tmp_path_factory.mktemp("models") / "tiny-de-en",
+                        {"train_src": "x", "train_tgt": "y", "src_lang": "de", "tgt_lang": "en"},
+                        [], {"test_scores": {"bleu": 0.1}})
+
+
+@pytest.fixture(scope="session")
+def tagged_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny de->en bundle with two domain tags (general, the default, and caption) and a
+    model card."""
+    corpora = [{"name": "web", "src": "x", "tgt": "y", "tag": "general"},
+               {"name": "captions", "src": "x", "tgt": "y", "tag": "caption"}]
+    bundle = _export_tiny(
+        tmp_path_factory.mktemp("models") / "tiny-general-de-en",
+        {"corpora": corpora, "src_lang": "de", "tgt_lang": "en", "default_tag": "general"},
+        ["<general>", "<caption>"], {"valid_scores": {"bleu": 0.2}, "parameters": 1234})
+    (bundle / "MODEL_CARD.md").write_text(
+        "# Model card: tiny-general-de-en\n\nA tiny general-purpose test model.\n")
+    return bundle
 
 
 def _free_port() -> int:
@@ -172,13 +189,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(bundle: Path, log_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+def _start_server(bundle: Path | list[Path], log_path: Path, *extra: str
+                  ) -> tuple[subprocess.Popen, str]:
     """Runs `nmt serve` on a random port; returns once /ready answers 200."""
     port = _free_port()
     env = {**os.environ, "NMT_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    models = [a for b in (bundle if isinstance(bundle, list) else [bundle])
+              for a in ("--model", str(b))]
     with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would stall the server
         proc = subprocess.Popen(
-            [sys.executable, "-m", "nmt", "serve", "--model", str(bundle), "--port", str(port),
+            [sys.executable, "-m", "nmt", "serve", *models, "--port", str(port),
              "--log-level", "warning", *extra],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -201,6 +221,21 @@ def live_server(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """`nmt serve --model <tiny bundle>` on a random 127.0.0.1 port; yields its base URL."""
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     proc, url = _start_server(tiny_bundle, log_path, "--max-wait-ms", "50")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def live_multi_server(tiny_bundle: Path, tagged_bundle: Path,
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`nmt serve` with two de->en models: tiny-de-en (no tags) and tiny-general-de-en (the
+    pair's default: it has domains)."""
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    proc, url = _start_server([tiny_bundle, tagged_bundle], log_path)
     yield url
     proc.terminate()
     try:

@@ -34,3 +34,21 @@ def test_bundle_dirs(tmp_path):
     assert [p.name for p in ServiceSettings(models_root=str(tmp_path)).bundle_dirs()] == ["a", "b"]
     with pytest.raises(ValueError, match="not a model bundle"):
         ServiceSettings(models=[str(tmp_path / "not-a-bundle")]).bundle_dirs()
+
+
+def test_default_models(monkeypatch):
+    monkeypatch.setenv("NMT_DEFAULT_MODELS", "de-en=general-de-en, en-de = general-en-de")
+    assert ServiceSettings().default_pairs() == {("de", "en"): "general-de-en",
+                                                 ("en", "de"): "general-en-de"}
+    monkeypatch.setenv("NMT_DEFAULT_MODELS", '{"de-en": "a"}')
+    assert ServiceSettings().default_models == {"de-en": "a"}
+    monkeypatch.delenv("NMT_DEFAULT_MODELS")
+    assert ServiceSettings().default_models == {}
+
+
+@pytest.mark.parametrize("value", ["de-en", "deen=a", "de-en=", "de-en-fr=a", "{oops",
+                                   "de-en=a,de-en=b", "[1]"])
+def test_malformed_default_models_name_the_setting(monkeypatch, value):
+    monkeypatch.setenv("NMT_DEFAULT_MODELS", value)
+    with pytest.raises(ValueError, match="NMT_DEFAULT_MODELS"):
+        ServiceSettings()

@@ -54,13 +54,15 @@ def test_html_keeps_tags(served):
         "q": '<p class="x">Hallo <b>schöne Welt</b> &amp; mehr</p><script>a<b</script>',
         "source": "de", "target": "en", "format": "html"})
     assert r.status_code == 200
+    # The block is one text for the model (the fake reverses its words); <b> wraps the output
+    # words aligned to "schöne Welt".
     assert r.json()["translatedText"] == (
-        '<p class="x">[en] Hallo <b>[en] Welt schöne</b> [en] mehr &amp;</p><script>a<b</script>')
+        '<p class="x">[en] mehr &amp; <b>Welt schöne</b> Hallo</p><script>a<b</script>')
 
 
 def test_empty_text_in_list_is_kept_empty(served):
     r = served.client.post("/translate", json={"q": ["a", "  "], "source": "de", "target": "en"})
-    assert r.json()["translatedText"] == ["[en] a", ""]
+    assert r.json()["translatedText"] == ["[en] a", "  "]  # whitespace comes back as it was
 
 
 @pytest.mark.parametrize("missing", ["q", "source", "target"])
@@ -186,8 +188,100 @@ def test_detect(served):
     assert r.json() == {"error": "Invalid request: missing q parameter"}
 
 
-def test_frontend_settings(served):
-    body = served.client.get("/frontend/settings").json()
+def test_frontend_settings(serve_fakes, fake):
+    client = serve_fakes({"a": fake("de", "en"), "b": fake("fr", "en")}, max_beam=6,
+                         max_alternatives=2).client
+    body = client.get("/frontend/settings").json()
     assert body["charLimit"] == 20_000
     assert body["language"]["source"]["code"] == "de"
     assert body["keyRequired"] is False
+    assert body["suggestions"] is False
+    assert (body["maxBeam"], body["maxAlternatives"]) == (6, 2)
+
+
+# ---- fields in the query string, as LibreTranslate reads request.values ---------------------
+
+def test_translate_fields_in_the_query_string_with_an_empty_body(served):
+    r = served.client.post("/translate?q=Ein%20Hund&source=de&target=en")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"translatedText": "[en] Hund Ein"}
+    r = served.client.post("/translate", params=[("q", "a b"), ("q", "c"), ("source", "de"),
+                                                 ("target", "en"), ("alternatives", "1")])
+    assert r.json() == {"translatedText": ["[en] b a", "[en] c"],
+                        "alternatives": [["[en] b a #1"], ["[en] c #1"]]}
+
+
+@pytest.mark.parametrize("send", ["json", "form", "multipart"])
+def test_body_fields_win_over_query_fields(served, send):
+    body = {"q": "aus dem Body", "target": "en"}
+    query = {"q": "aus der URL", "source": "de", "target": "xx"}  # source only in the query
+    if send == "json":
+        r = served.client.post("/translate", params=query, json=body)
+    elif send == "form":
+        r = served.client.post("/translate", params=query, data=body)
+    else:
+        r = served.client.post("/translate", params=query, files={"q": (None, body["q"]),
+                                                                  "target": (None, "en")})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"translatedText": "[en] Body dem aus"}
+
+
+def test_query_string_errors_are_400(served):
+    r = served.client.post("/translate?q=%FF%FE&source=de&target=en")
+    assert r.status_code == 400
+    assert r.json() == {"error": "Invalid request: the query string is not valid UTF-8"}
+    r = served.client.post("/translate?source=de&target=en")
+    assert r.json() == {"error": "Invalid request: missing q parameter"}
+    r = served.client.post("/translate?q=x&source=de&target=en&alternatives=lots")
+    assert r.status_code == 400 and "alternatives" in r.json()["error"]
+
+
+def test_api_key_in_the_query_string(serve_fakes):
+    client = serve_fakes(api_keys=["k1"]).client
+    assert client.post("/translate?q=x&source=de&target=en").status_code == 403
+    assert client.post("/translate?q=x&source=de&target=en&api_key=k1").status_code == 200
+    assert client.post("/detect?q=Hund&api_key=k1").status_code == 200
+
+
+def test_detect_fields_in_the_query_string(served):
+    r = served.client.post("/detect?q=Le%20chat%20et%20le%20chien")
+    assert r.status_code == 200
+    assert r.json()[0]["language"] == "fr"
+    assert served.client.post("/detect?q=x", json={"q": "Der Hund und die Katze"}
+                              ).json()[0]["language"] == "de"
+
+
+# ---- /suggest, detection through the API ------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs", [{}, {"json": {"q": "a", "s": "b", "source": "de",
+                                                  "target": "en"}}, {"data": {"q": "a"}}])
+def test_suggest_is_disabled_as_in_libretranslate(served, kwargs):
+    r = served.client.post("/suggest", **kwargs)
+    assert r.status_code == 403
+    assert r.json() == {"error": "Suggestions are disabled on this server."}
+    assert served.client.get("/frontend/settings").json()["suggestions"] is False
+
+
+def test_detect_answers_among_loaded_languages_only(serve_fakes, fake):
+    three = serve_fakes({"de-en": fake("de", "en"), "en-de": fake("en", "de"),
+                         "fr-en": fake("fr", "en")}).client
+    body = three.post("/detect", json={"q": "Hello handsome"}).json()
+    assert body[0]["language"] == "en"
+    assert body[0]["confidence"] > 2 * body[1]["confidence"]
+    assert three.post("/detect", json={"q": "Guten Morgen"}).json()[0]["language"] == "de"
+    for q in ["a", "?", "Der Hund is very happy aujourd'hui", ["Hund", "dog"]]:
+        r = three.post("/detect", json={"q": q})
+        assert r.status_code == 200
+        assert {d["language"] for d in r.json()} == {"de", "en", "fr"}
+        assert all(0 <= d["confidence"] <= 100 for d in r.json())
+    two = serve_fakes({"de-en": fake("de", "en"), "fr-en": fake("fr", "en")}).client
+    assert {d["language"] for d in two.post("/detect", json={"q": "Hello handsome"}).json()} == {
+        "de", "fr"}
+
+
+def test_translate_uses_the_pairs_default_model(serve_fakes, fake):
+    served = serve_fakes({"caption-de-en": fake("de", "en"),
+                          "general-de-en": fake("de", "en", domains=("general", "caption"))})
+    r = served.client.post("/translate", json={"q": "ein Hund", "source": "de", "target": "en"})
+    assert r.json() == {"translatedText": "[en/general] Hund ein"}
+    assert served.translators["caption-de-en"].calls == []
