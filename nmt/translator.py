@@ -376,7 +376,10 @@ class Translator:
                         if not restored:
                             continue
                         glue = part.glue if n == 0 else " "
-                        if words and glue == "":
+                        # Glued in the source ("11," or "5€"), but the model may have dropped
+                        # the punctuation in between: two words never run together.
+                        if words and glue == "" and not (restored[0].isalnum()
+                                                         and words[-1][-1:].isalnum()):
                             words[-1] += restored
                         else:
                             words.append(restored)
