@@ -297,15 +297,16 @@ class Translator:
         """Decodes again, with a minimum length, the units whose best output is far shorter
         than the model's own validation data would have it; returns their indices.
 
-        "Far shorter": fewer target subwords than `min_length_ratio` x the source subwords, for
-        sources of at least `MIN_GUARD_SOURCE` subwords. The minimum is that same bound.
+        "Far shorter": more than `GUARD_MARGIN` subwords fewer than `min_length_ratio` x the
+        source subwords, for sources of at least `MIN_GUARD_SOURCE` subwords (the margin keeps
+        the guard off good short outputs). The minimum length is `min_length_ratio` x source.
         """
         ratio = self.min_length_ratio
         if ratio is None:
             return []
         short = [i for i, ids in enumerate(unit_ids)
                  if len(ids) >= MIN_GUARD_SOURCE and hyps[i]
-                 and len(hyps[i][0].tokens) < ratio * len(ids)]
+                 and len(hyps[i][0].tokens) < ratio * len(ids) - GUARD_MARGIN]
         by_min: dict[int, list[int]] = {}
         for i in short:
             by_min.setdefault(math.ceil(ratio * len(unit_ids[i])), []).append(i)
@@ -391,6 +392,8 @@ class Translator:
                                     f"{self.max_input_tokens} subwords; translated in "
                                     f"{sentence.clauses} parts")
                 missing = [o for i, o in enumerate(sentence.originals) if i not in used]
+                produced = " ".join(words)
+                missing += [r for r in sentence.required if r not in produced]
                 if missing:
                     # A protected span the model left out is appended rather than lost.
                     words.extend(missing)
@@ -449,6 +452,7 @@ class _Search:
 
 
 MIN_GUARD_SOURCE = 6  # shorter sources have too noisy a length ratio for the short-output guard
+GUARD_MARGIN = 3  # subwords below the 1st-percentile length before an output counts as dropped
 
 
 def _count(text: str) -> int:

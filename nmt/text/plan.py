@@ -43,6 +43,7 @@ class SentencePlan:
     parts: list[Part]
     originals: tuple[str, ...]  # what <x1>, <x2>, ... stand for in the output (glossary applied)
     clauses: int = 1  # > 1: the sentence was too long for the model and was cut into clauses
+    required: tuple[str, ...] = ()  # spans left in the model's input that must come out verbatim
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,12 @@ def _plan_sentence(
         return SentencePlan(sentence, parts, originals, clauses=len(pieces))
     parts: list[_Piece] = []
     last = 0
-    for span in find_spans(sentence, terms):
+    spans = find_spans(sentence, terms)
+    # Numbers stay in the sentence: subword models copy digits well, and a sentence cut at
+    # every number translates worse ("2 blonde Mädchen" -> "2 A group of blond girls"). They
+    # must still come out verbatim: `required` (appended if the model changed them).
+    required = tuple(dict.fromkeys(s.text for s in spans if s.kind == "number"))
+    for span in (s for s in spans if s.kind != "number"):
         parts.extend(_text_parts(sentence[last : span.start], fits, glue_from=sentence, at=last))
         glue = " " if span.start > 0 and sentence[span.start - 1].isspace() else ""
         parts.append(_Piece(glossary.get(span.text, span.text), True, glue))
@@ -111,7 +117,7 @@ def _plan_sentence(
         parts[0] = _Piece(parts[0].text, parts[0].verbatim, "", parts[0].clause)
     clauses = 1 + sum(p.clause for p in parts)
     return SentencePlan(sentence, [Part(p.text, p.verbatim, p.glue) for p in parts], (),
-                        clauses=max(1, clauses))
+                        clauses=max(1, clauses), required=required)
 
 
 @dataclass(frozen=True)

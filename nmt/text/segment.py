@@ -93,6 +93,7 @@ def sentence_spans(line: str, lang: str) -> list[tuple[int, int]]:
     spans = _align(valid, [b["text"] for b in found])
     if spans is None:
         spans = _rule_spans(line)
+    spans = _split_missed_ends(line, spans, code)
     return _merge_false_ends(line, spans, _NO_END.get(code, _NO_END["en"]))
 
 
@@ -177,6 +178,34 @@ def _rule_spans(line: str) -> list[tuple[int, int]]:
             a += len(text) - len(text.lstrip())
             stripped.append((a, a + len(text.strip())))
     return stripped
+
+
+# An end the splitter misses in German: a plain word, full stop or ! ?, then a sentence that
+# opens with a number and a word ("Er ist da. 3 Jungen stehen."). Not after a number ("am 3.
+# 4 Leute": maybe an ordinal) nor after an abbreviation ("inkl. MwSt. 20 Euro").
+_MISSED_END = re.compile(r"([^\W\d_]+)[.!?]\s+(?=\d+\s+[^\W\d_])")
+_PLAIN_WORD = re.compile(r"[^\W\d_][^\W\d_A-ZÄÖÜ]+")
+_ABBREVIATIONS = frozenset(
+    "abs abt bd bzw ca chr dt etc evtl ff gem ggf hr hrn inkl jh jhd max min mio mrd nr rd std "
+    "str tel usw vgl zb zzgl".split()
+)
+
+
+def _split_missed_ends(line: str, spans: list[tuple[int, int]], code: str
+                       ) -> list[tuple[int, int]]:
+    if code != "de":
+        return spans
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        for match in _MISSED_END.finditer(line, start, end):
+            word = match.group(1)
+            if not _PLAIN_WORD.fullmatch(word) or word.lower() in _ABBREVIATIONS:
+                continue
+            cut = match.end(1) + 1
+            out.append((start, cut))
+            start = match.end()
+        out.append((start, end))
+    return out
 
 
 def _merge_false_ends(line: str, spans: list[tuple[int, int]], no_end: re.Pattern[str]

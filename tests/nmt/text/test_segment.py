@@ -234,3 +234,13 @@ def test_split_clauses_never_drops_a_character(
         cursor = start + len(piece)
     assert cursor == len(sentence)
     assert re.sub(r"\s", "", "".join(pieces)) == re.sub(r"\s", "", sentence)
+
+
+@pytest.mark.parametrize(("text", "sentences"), [
+    ("Er ist da. 3 Jungen stehen.", ["Er ist da.", "3 Jungen stehen."]),
+    ("Er sah den Hund! 3 Katzen liefen.", ["Er sah den Hund!", "3 Katzen liefen."]),
+    ("Am 3. 4 Leute kamen.", ["Am 3. 4 Leute kamen."]),
+    ("Der Preis beträgt inkl. MwSt. 20 Euro.", ["Der Preis beträgt inkl. MwSt. 20 Euro."]),
+])
+def test_german_sentence_opening_with_a_number(text: str, sentences: list[str]) -> None:
+    assert [s.text for s in segment(text, "de") if s.translate] == sentences
