@@ -35,6 +35,7 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorc
 COPY pyproject.toml README.md ./
 COPY nmt ./nmt
 COPY service ./service
+# The serving set only: no extras (train: TensorBoard, report: matplotlib).
 RUN pip install --no-cache-dir . \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin nmt
 

@@ -1,4 +1,6 @@
-# Set-up and everyday commands. `make serve` and `make test` are the README's two commands.
+# Set-up and everyday commands. `make serve` and `make test` are the README's two commands:
+# `make serve` installs what serving needs (the project's dependencies), `make test` everything
+# (the test extra, which pulls in the train and report extras).
 #
 # TORCH_INDEX picks the torch build: PyTorch's CPU index by default, so a CPU machine never
 # downloads the multi-GB CUDA build. On a GPU machine: make serve TORCH_INDEX=
@@ -38,11 +40,13 @@ install-test: $(VENV)/.installed-test
 serve: install
 	$(BIN)/nmt serve --host $(HOST) --port $(PORT)
 
+# The venv's bin first on PATH: the hadolint that the test extra installs is found there.
 test: install-test
-	$(BIN)/python -m pytest
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
 
 lint: install-test
-	$(BIN)/python -m ruff check nmt service tests
+	$(BIN)/python -m ruff check nmt service tests benchmarks reliability
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

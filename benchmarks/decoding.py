@@ -20,8 +20,14 @@ from benchmarks.workspace import Workspace
 BATCH = 64
 
 
-def worker_argv(system: str, model: str, ws: Workspace, *, variant: str = "") -> list[str]:
-    """variant (nmt only): "" (fp32, fast kernels), "int8", or "default-kernels"."""
+def worker_argv(system: str, model: str, ws: Workspace, *, out_dir: Path,
+                variant: str = "") -> list[str]:
+    """variant (nmt only): "" (fp32, fast kernels), "int8", or "default-kernels".
+
+    out_dir: this run's output folder. OpenNMT-py's translator opens its `-output` file when it
+    is built (default "pred.txt", in the current directory): it is named here, inside out_dir,
+    so a worker never leaves a pred.txt wherever the benchmark was started.
+    """
     if system == "nmt":
         import sys
 
@@ -39,7 +45,8 @@ def worker_argv(system: str, model: str, ws: Workspace, *, variant: str = "") ->
                 "-batch_size", str(BATCH), "-batch_type", "sents",
                 "-length_penalty", "wu", "-alpha", "1.0", "-max_length", "60",
                 "-transforms", "sentencepiece", "-src_subword_model", str(ws.spm_model),
-                "-tgt_subword_model", str(ws.spm_model)]
+                "-tgt_subword_model", str(ws.spm_model),
+                "-output", str(out_dir / f"{system}.worker-output.txt")]
     if system == "joeynmt":
         config = ws.models(system).parent / f"{system}.yaml"
         return [str(venv_python(system)), str(ENTRY / "joey_entry.py"), "worker", str(config),
@@ -84,7 +91,8 @@ def run_decoding(ws: Workspace, entries: list[tuple[str, str, str]], *, beams: l
         for name, system, model in entries:
             variant = name.split(" ", 1)[1] if " " in name else ""
             log(f"starting {name} worker")
-            workers.append(Worker(name, worker_argv(system, model, ws, variant=variant),
+            workers.append(Worker(name, worker_argv(system, model, ws, out_dir=out_dir,
+                                                      variant=variant),
                                   env, out_dir / f"{name}.log"))
         for beam in beams:
             log(f"translate, beam {beam}: {', '.join(w.name for w in workers)}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 PEER_NAMES = {"opennmt-py": "OpenNMT-py 3.5.1", "joeynmt": "JoeyNMT 2.3.0", "nmt": "nmt"}
-PARAMS = {"nmt": "7,248,640", "opennmt-py": "12,074,560", "joeynmt": "12,262,912"}
 
 
 def _f(x: float | None, digits: int = 1) -> str:
@@ -54,7 +53,7 @@ def write(path: Path, stages: dict[str, dict | None], *, quick: bool, elapsed: f
             "on an idle machine, run `python benchmarks/run.py STAGE --threads 2` for the "
             "stages translate, compute, train and service (the trained models are kept).")
         add("")
-    _machine(add, setup)
+    _machine(add, setup, stages.get("models"))
     targets: list[tuple[str, str, str, bool | None]] = []
     _models(add, stages.get("models"))
     _translate(add, stages.get("translate"), targets)
@@ -65,11 +64,7 @@ def write(path: Path, stages: dict[str, dict | None], *, quick: bool, elapsed: f
     _compute(add, stages.get("compute"))
     _train(add, stages.get("train"), targets)
     _service(add, stages.get("service"), targets)
-    add("## GPU")
-    add("")
-    add("No GPU on this machine: no GPU figures. (The peers' notes quote H100 figures measured "
-        "elsewhere; they are not reproduced here.)")
-    add("")
+    _gpu(add, setup)
     add("## Targets")
     add("")
     add("| target | measured | |")
@@ -92,7 +87,33 @@ def _load_note(add, stage: dict) -> None:
     add("")
 
 
-def _machine(add, setup: dict) -> None:
+def _gpu_name(setup: dict) -> str | None:
+    """The GPU the setup stage found, or None (older results say "none (...)")."""
+    gpu = (setup.get("machine") or {}).get("gpu")
+    return None if not gpu or str(gpu).startswith("none") else str(gpu)
+
+
+def _gpu(add, setup: dict) -> None:
+    add("## GPU")
+    add("")
+    gpu = _gpu_name(setup)
+    if gpu is None:
+        add("No GPU on this machine: no GPU figures. (The peers' notes quote H100 figures "
+            "measured elsewhere; they are not reproduced here.)")
+    else:
+        add(f"This machine has a GPU ({gpu}), but every figure above was taken on the CPU "
+            "(`-gpu -1` for OpenNMT-py, `--device cpu` for nmt): the benchmark compares the "
+            "CPU service the project ships. No GPU figures.")
+    add("")
+
+
+def _parameters(models: dict | None, system: str) -> str:
+    """The parameter count stored with the system's model (counted from its checkpoint)."""
+    ck = ((models or {}).get("checkpoints") or {}).get(system) or {}
+    return f"{ck['parameters']:,}" if isinstance(ck.get("parameters"), int) else "-"
+
+
+def _machine(add, setup: dict, models: dict | None) -> None:
     add("## Machine and versions")
     add("")
     m = setup.get("machine", {})
@@ -112,17 +133,18 @@ def _machine(add, setup: dict) -> None:
         "direction, GRU decoder 512, Bahdanau attention, dropout 0.3, Adam 1e-3, clip 1.0, "
         "label smoothing 0.1, 4,096-token batches, the same torch (2.13 CPU) and thread count.")
     add("")
-    add("| system | parameters | differences that matter |")
+    add("| system | parameters (counted from its checkpoint) | differences that matter |")
     add("|---|---|---|")
-    add(f"| nmt | {PARAMS['nmt']} | config `configs/multi30k-de-en.yaml` as shipped: **no input "
-        "feeding** (the decoder GRU sees only the previous token, so training runs it over the "
-        "whole target in one call), **output layer tied** to the target embedding through a "
-        "512->256 projection; bridge tanh(Linear) |")
-    add(f"| OpenNMT-py | {PARAMS['opennmt-py']} | input feeding, untied 512->8000 output, "
-        "bridge Linear+ReLU, mlp attention without tanh on the output; sorts each data bucket "
-        "by length; decoding `-length_penalty wu -alpha 1.0 -max_length 60` |")
-    add(f"| JoeyNMT | {PARAMS['joeynmt']} | input feeding, untied output, bridge "
-        "tanh(Linear 512->512); token batches count padding and are not bucketed by length; "
+    add(f"| nmt | {_parameters(models, 'nmt')} | config `configs/multi30k-de-en.yaml` as "
+        "shipped: **no input feeding** (the decoder GRU sees only the previous token, so "
+        "training runs it over the whole target in one call), **output layer tied** to the "
+        "target embedding through a 512->256 projection; bridge tanh(Linear) |")
+    add(f"| OpenNMT-py | {_parameters(models, 'opennmt-py')} | input feeding, untied 512->8000 "
+        "output, bridge Linear+ReLU, mlp attention without tanh on the output; sorts each data "
+        "bucket by length; decoding `-length_penalty wu -alpha 1.0 -max_length 60` |")
+    add(f"| JoeyNMT | {_parameters(models, 'joeynmt')} | input feeding, untied output, "
+        "bridge tanh(Linear 512->512); token batches count padding and are not bucketed by "
+        "length; "
         "decoding beam alpha 1.0, max output 100 |")
     add("")
     add("nmt decodes with GNMT length penalty alpha 1.0 and max length 1.5 x source + 10, in "
@@ -224,7 +246,7 @@ def _translate(add, tr: dict | None, targets: list, title: str = "") -> None:
                             f"{ratio:.2f}x, BLEU {loss:+.2f} lost", ratio >= 1.5 and loss <= 0.5))
         d = rows.get("nmt default-kernels")
         if ours and d:
-            add(f"The speed change of this issue (oneDNN kernels and a one-step GRU cell in the "
+            add(f"nmt's decoding kernels (oneDNN kernels and a one-step GRU cell in the "
                 f"decoding path, `nmt/models/kernels.py`) against torch's default kernels, same "
                 f"run: {_ratio(ours['sentences_per_s']['median'], d['sentences_per_s']['median'])}"
                 f" (BLEU {ours['bleu']:.2f} vs {d['bleu']:.2f}).")

@@ -105,7 +105,7 @@ def stage_models(ws: Workspace, args: argparse.Namespace, systems: list[str]) ->
             subprocess.run(cmd.argv, env=cmd.env, check=True, capture_output=True)
             found[system] = training.latest_checkpoint(ws, system)
         store_stage(ws, "models", {"budget_minutes": 0, "threads": args.threads,
-                                   "checkpoints": found})
+                                   "checkpoints": training.with_parameters(found)})
         return
     found = training.train_for_budget(ws, systems, minutes=args.budget_min, threads=1, log=log)
     peers_in = [s for s in systems if s != "nmt"]
@@ -120,7 +120,7 @@ def stage_models(ws: Workspace, args: argparse.Namespace, systems: list[str]) ->
     store_stage(ws, "models", {"budget_minutes": args.budget_min, "threads": 1,
                                "extra_peer_minutes": args.peer_extra_min if peers_in else 0,
                                "extra_nmt_minutes": args.nmt_extra_min,
-                               "checkpoints": found})
+                               "checkpoints": training.with_parameters(found)})
 
 
 def record_continued(ws: Workspace, found: dict[str, dict], minutes: float) -> None:
@@ -128,7 +128,7 @@ def record_continued(ws: Workspace, found: dict[str, dict], minutes: float) -> N
     stage = load_stage(ws, "models")
     if stage is None:
         raise SystemExit("no trained models to continue: run `python benchmarks/run.py models`")
-    stage["checkpoints"].update(found)
+    stage["checkpoints"].update(training.with_parameters(found))
     for system, ck in found.items():
         stage.setdefault("later_training", {})[system] = (
             f"went on from its newest checkpoint (weights and optimizer) for {minutes:g} more "
@@ -147,7 +147,8 @@ def record_nmt_bundle(ws: Workspace, bundle: Path) -> None:
     stage = load_stage(ws, "models")
     if stage is None:
         raise SystemExit("run `python benchmarks/run.py models` first (the peers' models)")
-    stage["checkpoints"]["nmt"] = {"path": str(bundle), "step": meta.get("steps")}
+    stage["checkpoints"]["nmt"] = {"path": str(bundle), "step": meta.get("steps"),
+                                   "parameters": training.parameter_count("nmt", bundle)}
     shown = bundle.relative_to(ROOT) if bundle.is_relative_to(ROOT) else bundle
     stage.setdefault("later_training", {})["nmt"] = (
         f"its budget model was replaced by the bundle `{shown}` "
@@ -171,7 +172,7 @@ def stage_translate(ws: Workspace, args: argparse.Namespace, systems: list[str])
     models = models_for(ws, systems)
     entries = [(s, s, models[s]) for s in systems]
     # nmt's own variants ride in the same alternation: int8, and (not in --quick) torch's
-    # default kernels: the speed change this issue made, against what it replaced.
+    # default kernels, to show what nmt/models/kernels.py gains over them.
     entries.append(("nmt int8", "nmt", models["nmt"]))
     if not args.quick:
         entries.append(("nmt default-kernels", "nmt", models["nmt"]))

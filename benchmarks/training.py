@@ -60,6 +60,43 @@ def train_for_budget(ws: Workspace, systems: list[str], *, minutes: float, threa
     return {s: latest_checkpoint(ws, s) for s in systems}
 
 
+# Counts the weights a checkpoint stores (each shared tensor once: nmt ties its output layer to
+# the target embedding), in the system's own Python, since the peers' checkpoints unpickle their
+# option objects. They are files this benchmark wrote, hence weights_only=False for the peers.
+_COUNT_CODE = """
+import sys, torch
+path, system = sys.argv[1], sys.argv[2]
+ck = torch.load(path, map_location="cpu", weights_only=system == "nmt")
+seen = {}
+for key in ("model", "generator", "model_state"):
+    for value in (ck.get(key) or {}).values():
+        if isinstance(value, torch.Tensor):
+            seen[(value.untyped_storage().data_ptr(), value.storage_offset())] = value.numel()
+print(sum(seen.values()))
+"""
+
+
+def parameter_count(system: str, path: str | Path) -> int:
+    """Parameters of a trained model, counted from its checkpoint (a bundle for nmt)."""
+    import sys
+
+    from benchmarks.peers import venv_python
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    python = sys.executable if system == "nmt" else str(venv_python(system))
+    out = subprocess.run([python, "-c", _COUNT_CODE, str(path), system], capture_output=True,
+                         text=True, check=True, timeout=300)
+    return int(out.stdout.strip())
+
+
+def with_parameters(found: dict[str, dict]) -> dict[str, dict]:
+    """`found` (system -> {path, step}) with each checkpoint's parameter count added."""
+    return {system: {**ck, "parameters": parameter_count(system, ck["path"])} if ck else ck
+            for system, ck in found.items()}
+
+
 def fresh_dir(path: Path) -> Path:
     """An empty directory at `path` (each training run starts from scratch)."""
     if path.exists():

@@ -132,7 +132,8 @@ def machine_info() -> dict[str, str]:
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
-        "gpu": "none (CPU-only machine; no GPU figures)",
+        "gpu": ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        if torch.cuda.is_available() else "none",
     }
 
 

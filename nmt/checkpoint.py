@@ -27,6 +27,21 @@ from nmt.tokenization import Tokenizer, TokenizerError
 FORMAT_VERSION = 1
 BUNDLE_WEIGHTS = "model.pt"
 
+# What each stored `kind` is, for messages; the loaders check it before anything else.
+TRANSLATION_KINDS = ("bundle", "checkpoint")
+LM_KINDS = ("lm", "lm-checkpoint")
+KIND_NAMES = {
+    "bundle": "a translation model bundle",
+    "checkpoint": "a translation training checkpoint",
+    "lm": "a language-model bundle",
+    "lm-checkpoint": "a language-model training checkpoint",
+}
+WHAT_A_BUNDLE_IS = (
+    f"a model bundle is a directory holding {BUNDLE_WEIGHTS} (`nmt train` writes runs/<name>/"
+    "bundle, `nmt export` writes one from checkpoints); a checkpoint is a .pt file under "
+    "runs/<name>/checkpoints/"
+)
+
 
 class CheckpointError(ValueError):
     """A checkpoint or bundle is missing, corrupt, unsafe or incompatible; names the file."""
@@ -74,6 +89,7 @@ def safe_load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    _check_torch_file(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -97,6 +113,44 @@ def safe_load(path: str | Path) -> dict[str, Any]:
     return obj
 
 
+def _check_torch_file(path: Path) -> None:
+    """Refuses, by its first bytes, a file that `torch.save` did not write (a README, a
+    SentencePiece model), before the unpickler reports a baffling "Unsupported operand"."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if not head:
+        raise CheckpointError(f"{path}: empty file, not an nmt checkpoint or bundle file")
+    # torch.save writes a zip archive ("PK\x03\x04"); its legacy format starts with a pickle
+    # protocol-2+ opcode (0x80).
+    if head != b"PK\x03\x04" and head[0] != 0x80:
+        raise CheckpointError(
+            f"{path}: not an nmt checkpoint or bundle file (not written by torch.save; "
+            f"expected a bundle's {BUNDLE_WEIGHTS} or a training checkpoint .pt)"
+        )
+
+
+def check_kind(obj: dict[str, Any], path: Path, *, expected: tuple[str, ...], needed_by: str,
+               hint: str) -> None:
+    """Raises a CheckpointError naming the file, the kind it holds and the kind expected.
+
+    Args:
+        expected: the `kind` values the caller reads.
+        needed_by: who is loading, e.g. "translation (nmt translate, evaluate, serve)".
+        hint: where the file's kind is read instead, e.g. "nmt lm sample/evaluate read LM
+            bundles".
+    """
+    kind = obj.get("kind")
+    if kind in expected:
+        return
+    wanted = " or ".join(KIND_NAMES.get(k, repr(k)) for k in expected)
+    found = KIND_NAMES.get(kind) if isinstance(kind, str) else None
+    if found is None:
+        raise CheckpointError(
+            f"{path}: unknown kind {kind!r}; {needed_by} needs {wanted}"
+        )
+    raise CheckpointError(f"{path} is {found}; {needed_by} needs {wanted} ({hint})")
+
+
 @dataclass
 class LoadedModel:
     """What translation needs from a checkpoint or bundle."""
@@ -115,8 +169,17 @@ def resolve_weights_path(path: str | Path) -> Path:
     if path.is_dir():
         weights = path / BUNDLE_WEIGHTS
         if not weights.exists():
-            raise CheckpointError(f"{path}: not a model bundle (no {BUNDLE_WEIGHTS} inside)")
+            inside = sorted(str(p) for p in path.iterdir() if (p / BUNDLE_WEIGHTS).is_file())
+            hint = f"; bundles inside it: {', '.join(inside[:5])}" if inside else ""
+            raise CheckpointError(
+                f"{path}: not a model bundle (no {BUNDLE_WEIGHTS} inside){hint}; "
+                f"{WHAT_A_BUNDLE_IS}"
+            )
         return weights
+    if not path.exists():
+        raise CheckpointError(
+            f"{path}: no such model directory or checkpoint file; {WHAT_A_BUNDLE_IS}"
+        )
     return path
 
 
@@ -124,6 +187,13 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Loade
     """Builds the model described by a checkpoint or bundle and loads its weights (in eval mode)."""
     weights_path = resolve_weights_path(path)
     obj = safe_load(weights_path)
+    check_kind(
+        obj,
+        weights_path,
+        expected=TRANSLATION_KINDS,
+        needed_by="translation (nmt translate, evaluate, serve, export)",
+        hint="`nmt lm sample`, `nmt lm evaluate` and `nmt translate --lm` read LM bundles",
+    )
     try:
         config = config_from_dict(obj["config"])
     except (ConfigError, KeyError, TypeError) as err:
@@ -179,7 +249,7 @@ def export_bundle(
     atomic_save(
         {
             "format_version": FORMAT_VERSION,
-            "kind": "bundle",
+            "kind": TRANSLATION_KINDS[0],
             "config": config.to_dict(),
             "model": weights,
             "src_spm": src_tokenizer.model_proto,

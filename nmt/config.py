@@ -164,6 +164,9 @@ class TrainConfig:
     log_every: int = field(default=100, metadata=_range(1, None))
     num_threads: int = field(default=0, metadata=_range(0, None))  # CPU threads; 0: torch default
     nan_policy: Literal["stop", "skip"] = "stop"
+    # A bundle or checkpoint whose weights and SentencePiece models start this run (fine-tuning,
+    # or continuing a run whose checkpoints are gone); optimizer and schedule start fresh.
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -276,12 +279,12 @@ def _coerce(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
             raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {list(allowed)}")
         return value
     if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{key}: expected a list of {len(args)} numbers, got {value!r}")
+        items = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(items):
+            raise ConfigError(f"{key}: expected a list of {len(items)} numbers, got {value!r}")
         return tuple(
             _coerce(f"{key}[{i}]", v, a, {})
-            for i, (v, a) in enumerate(zip(value, args, strict=True))
+            for i, (v, a) in enumerate(zip(value, items, strict=True))
         )
     if tp is bool:
         if not isinstance(value, bool):
@@ -322,7 +325,7 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     for name, value in raw.items():
         key = f"{prefix}.{name}" if prefix else name
         tp = hints[name]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[name] = _build(tp, value, key)
         elif _list_of_dataclass(tp):
             item_cls = typing.get_args(tp)[0]

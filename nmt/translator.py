@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from nmt.checkpoint import load_model
 from nmt.config import Config
-from nmt.data.batching import make_batch, token_batches
+from nmt.data.batching import make_source_batch, token_batches
 from nmt.data.corpus import normalize
 from nmt.decoding.beam import beam_search
 from nmt.decoding.constraints import StepScorer
@@ -104,6 +104,27 @@ def quantize_model(model: Seq2Seq, mode: str) -> Seq2Seq:
             decoder.output.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
         return torch.ao.quantization.quantize_dynamic(model, layers, dtype=torch.qint8,
                                                       inplace=True)
+
+
+class TranslationModel(Protocol):
+    """What the service (registry, micro-batcher) and its test fakes need of a translator: the
+    `Translator` below, or anything with the same attributes and `translate` signature."""
+
+    src_lang: str
+    tgt_lang: str
+    domains: list[str]
+    default_domain: str | None
+    config: Config
+    metadata: dict[str, Any]
+    has_attention: bool
+    max_input_tokens: int
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+    def translate(self, texts: list[str], *, beam_size: int | None = None, nbest: int = 1,
+                  length_penalty: float | None = None, return_attention: bool = False,
+                  domain: str | None = None, align: bool = False, terms: Sequence[str] = (),
+                  glossary: Mapping[str, str] | None = None) -> list[Translation]: ...
 
 
 class Translator:
@@ -196,7 +217,8 @@ class Translator:
         if max_sentences is not None and max_sentences < 1:
             raise TranslatorError(f"max_sentences must be >= 1, got {max_sentences}")
         prefix = self._domain_prefix(domain)
-        plans = self.plan(texts, terms=terms, glossary=glossary)
+        encoded: dict[str, list[int]] = {}  # what planning tokenised, reused for decoding
+        plans = self.plan(texts, terms=terms, glossary=glossary, encoded=encoded)
         units = [(t, s, k) for t, plan in enumerate(plans)
                  for s, sentence in enumerate(plan.sentences)
                  for k, part in enumerate(sentence.parts) if not part.verbatim]
@@ -204,8 +226,10 @@ class Translator:
                          max_sentences=max_sentences, step_scorer=step_scorer,
                          attention=(return_attention or align) and self.has_attention)
         with self._lock:
-            unit_ids = self.src_tokenizer.encode(
-                [plans[t].sentences[s].parts[k].text for t, s, k in units])
+            unit_texts = [plans[t].sentences[s].parts[k].text for t, s, k in units]
+            todo = [u for u in dict.fromkeys(unit_texts) if u not in encoded]
+            encoded.update(zip(todo, self.src_tokenizer.encode(todo), strict=True))
+            unit_ids = [list(encoded[u]) for u in unit_texts]
             truncated = [i for i, ids in enumerate(unit_ids) if len(ids) > self.max_input_tokens]
             for i in truncated:  # only with decode.long_input: truncate
                 unit_ids[i] = unit_ids[i][: self.max_input_tokens]
@@ -225,14 +249,21 @@ class Translator:
         return translations
 
     def plan(self, texts: Sequence[str], *, terms: Sequence[str] = (),
-             glossary: Mapping[str, str] | None = None) -> list[TextPlan]:
-        """How each text is cut into sentences and model inputs (see `nmt.text.plan`)."""
+             glossary: Mapping[str, str] | None = None,
+             encoded: dict[str, list[int]] | None = None) -> list[TextPlan]:
+        """How each text is cut into sentences and model inputs (see `nmt.text.plan`).
+
+        `encoded` collects the source ids of every string whose length was checked.
+        """
         limit = self.max_input_tokens
+        cache = {} if encoded is None else encoded
 
         def fits(text: str) -> bool:
             if self.config.decode.long_input == "truncate":
                 return True  # cut to the limit after encoding, with a warning
-            return len(self.src_tokenizer.encode([text])[0]) <= limit
+            if text not in cache:
+                cache[text] = self.src_tokenizer.encode([text])[0]
+            return len(cache[text]) <= limit
 
         return [plan_text(t, self.src_lang, placeholders=self.placeholders, fits=fits,
                           terms=terms, glossary=glossary) for t in texts]
@@ -272,7 +303,7 @@ class Translator:
         with torch.inference_mode(), tqdm(total=len(unit_ids), disable=not progress,
                                           unit="sent", file=sys.stderr, leave=False) as bar:
             for indices in batches:
-                batch = make_batch([unit_ids[i] for i in indices]).to(self.device)
+                batch = make_source_batch([unit_ids[i] for i in indices]).to(self.device)
                 enc = self.model.encode(batch.src, batch.src_lengths)
                 max_len = (dec.max_len_a * (batch.src_lengths - 1).float() + dec.max_len_b).long()
                 max_len = torch.maximum(max_len, torch.full_like(max_len, min_len + 1))
@@ -350,14 +381,15 @@ class Translator:
             score = 0.0
             for s, sentence in enumerate(plan.sentences):
                 first_word = _count_words(source, plan, s)
-                words, word_align, missing = [], [], []
+                words: list[str] = []
+                word_align: list[int] = []
                 used: set[int] = set()
                 masked_words = sum(_count(p.text) for p in sentence.parts)
                 n_words = max(1, len(sentence.source.split()))
                 masked_at = 0
                 for k, part in enumerate(sentence.parts):
                     if part.verbatim:
-                        new = [(part.text, masked_at)]
+                        new: list[tuple[str, int]] = [(part.text, masked_at)]
                     else:
                         ids, hyps = results[(t, s, k)]
                         hyp = hyps[c]
@@ -384,8 +416,8 @@ class Translator:
                             words[-1] += restored
                         else:
                             words.append(restored)
-                            word_align.append(first_word + min(n_words - 1,
-                                                               at * n_words // max(1, masked_words)))
+                            at_word = at * n_words // max(1, masked_words)
+                            word_align.append(first_word + min(n_words - 1, at_word))
                     masked_at += _count(part.text)
                 if sentence.clauses > 1 and c == 0:
                     warnings.append(f"sentence {s + 1}: longer than the model's limit of "

@@ -1,8 +1,8 @@
-"""Benchmarks: API fuzzing. Schemathesis over the app's own OpenAPI schema, plus hand-made hostile
+"""Reliability: API fuzzing. Schemathesis over the app's own OpenAPI schema, plus hand-made hostile
 requests, against a real tiny bundle served through the real Translator.
 
-    python benchmarks/fuzz_api.py                          # >= 10,000 requests, `nmt serve`
-    python benchmarks/fuzz_api.py --examples 20 --rounds 1  # a quick look
+    python reliability/fuzz_api.py                          # >= 10,000 requests, `nmt serve`
+    python reliability/fuzz_api.py --examples 20 --rounds 1  # a quick look
 
 Every answer must be < 500, arrive within the timeout, and every 4xx must be JSON
 `{"error": "<message>"}` without a stack trace or a file path. Afterwards the server must still

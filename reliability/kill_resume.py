@@ -1,9 +1,9 @@
-"""Benchmarks: training under `kill -9`. Trials kill `python -m nmt train` at random moments
+"""Reliability: training under `kill -9`. Trials kill `python -m nmt train` at random moments
 (after a random delay, or the instant a checkpoint's temporary file appears, i.e. mid-write),
 one or more times, then finish it with `nmt train --resume`, and compare the final bundle's
 weights with an uninterrupted run (CPU, same seed).
 
-    python benchmarks/kill_resume.py --trials 20        # records counts and outcomes as JSON
+    python reliability/kill_resume.py --trials 20        # records counts and outcomes as JSON
 
 After every kill, each checkpoint file under its real name must load (no half-written file), and
 after the last resume the bundle's weights must equal the reference to 1e-6.

@@ -1,8 +1,8 @@
-"""Benchmarks: load and soak. 32 concurrent clients for N minutes against `nmt serve` with a tiny
+"""Reliability: load and soak. 32 concurrent clients for N minutes against `nmt serve` with a tiny
 real bundle; reports throughput, latency percentiles, failures and the server's memory.
 
-    nice -n 19 python benchmarks/soak.py                    # 10 minutes, concurrency 32
-    python benchmarks/soak.py --minutes 1 --json soak.json  # a short run
+    nice -n 19 python reliability/soak.py                    # 10 minutes, concurrency 32
+    python reliability/soak.py --minutes 1 --json soak.json  # a short run
 
 Passes when no request fails except documented 503s (queue full, with Retry-After), and the
 server's RSS grows less than 10% from minute 1 to the end. Then SIGTERM must stop the server
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.fuzz_api import make_tiny_bundle, start_server  # noqa: E402
+from reliability.fuzz_api import make_tiny_bundle, start_server  # noqa: E402
 
 TEXTS = ["ein hund rennt", "der mann schläft", "eine frau liest ein buch", "zwei katzen",
          "der hund und die katze spielen im garten", "ein kleiner vogel singt",

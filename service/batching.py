@@ -28,6 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from nmt.translator import Translation
 from service.metrics import ServiceMetrics
 
 logger = logging.getLogger("service.batching")
@@ -49,7 +50,7 @@ class DecodeOptions:
 
 @dataclass(frozen=True)
 class BatchResult:
-    translations: list[Any]  # list[nmt.translator.Translation], one per text
+    translations: list[Translation]  # one per text
     queue_s: float  # time the request waited before its batch started
     compute_s: float  # time of the model call that translated it
     batch_texts: int  # texts in that model call
@@ -63,7 +64,7 @@ class TranslationTimeout(Exception):
     """The request waited longer than its timeout (in the queue or in the model)."""
 
 
-TranslateFn = Callable[[list[str], DecodeOptions], Sequence[Any]]
+TranslateFn = Callable[[list[str], DecodeOptions], Sequence[Translation]]
 
 
 class _Arrival:

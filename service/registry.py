@@ -12,9 +12,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from nmt.translator import Translator
+from nmt.translator import Translation, TranslationModel, Translator
 from service.batching import Arrivals, DecodeOptions, MicroBatcher
 from service.metrics import ServiceMetrics
 from service.model_cards import ModelCard, read_card
@@ -26,7 +25,7 @@ logger = logging.getLogger("service")
 @dataclass
 class ModelEntry:
     name: str  # the bundle directory's name, e.g. "multi30k-de-en"
-    translator: Translator
+    translator: TranslationModel
     batcher: MicroBatcher
     card: ModelCard
     domains: list[str]  # the model's domain tags; [] for a model trained without tags
@@ -54,7 +53,7 @@ class ModelRegistry:
             translates another pair (the message names NMT_DEFAULT_MODELS).
     """
 
-    def __init__(self, translators: Mapping[str, Any], *, settings: ServiceSettings,
+    def __init__(self, translators: Mapping[str, TranslationModel], *, settings: ServiceSettings,
                  metrics: ServiceMetrics, arrivals: Arrivals | None = None,
                  bundle_dirs: Mapping[str, Path] | None = None):
         bundle_dirs = bundle_dirs or {}
@@ -118,12 +117,11 @@ class ModelRegistry:
             entry.batcher.close()
 
 
-def _domains(translator: Any) -> tuple[list[str], str | None]:
+def _domains(translator: TranslationModel) -> tuple[list[str], str | None]:
     """The model's domain tags and the one it uses by default (the Translator's own rule: the
-    configured default, else the first tag). Fakes written before tags existed have none."""
-    domains = list(getattr(translator, "domains", None) or [])
-    default = getattr(translator, "default_domain", None)
-    return domains, (default or (domains[0] if domains else None))
+    configured default, else the first tag)."""
+    domains = list(translator.domains)
+    return domains, (translator.default_domain or (domains[0] if domains else None))
 
 
 def _choose_defaults(models: Mapping[str, ModelEntry], configured: Mapping[tuple[str, str], str]
@@ -145,9 +143,9 @@ def _choose_defaults(models: Mapping[str, ModelEntry], configured: Mapping[tuple
     return defaults
 
 
-def _batcher_for(translator: Any, *, name: str, settings: ServiceSettings,
+def _batcher_for(translator: TranslationModel, *, name: str, settings: ServiceSettings,
                  metrics: ServiceMetrics, arrivals: Arrivals | None) -> MicroBatcher:
-    def translate(texts: list[str], options: DecodeOptions) -> list[Any]:
+    def translate(texts: list[str], options: DecodeOptions) -> list[Translation]:
         translations = translator.translate(
             texts, beam_size=options.beam_size, nbest=options.nbest,
             length_penalty=options.length_penalty, return_attention=options.return_attention,

@@ -1,7 +1,11 @@
-"""Shared test fixtures: toy parallel data and tiny configs, all made here with fixed seeds."""
+"""Shared test fixtures: toy parallel data, tiny configs and a tiny bundle, all seeded.
+
+Helpers that tests import (rather than request as fixtures) live in tests/support/.
+"""
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -10,11 +14,55 @@ from typing import Any
 import pytest
 import torch
 
+from tests.support.tiny import write_tiny_bundle
+
 # A toy "language pair": each source word has one target word, and the target reverses the order.
 TOY_LEXICON = {
     "der": "the", "hund": "dog", "katze": "cat", "rennt": "runs", "schläft": "sleeps",
     "rot": "red", "blau": "blue", "groß": "big", "klein": "small", "vogel": "bird",
 }
+
+
+# Tests that skip themselves when a tool is missing, by the name NMT_REQUIRE uses for them. CI
+# sets NMT_REQUIRE=browser,hadolint (.ci/run): there each named test must run and pass, or the
+# session fails, so a CI machine that lost chromium or hadolint cannot pass by skipping.
+REQUIRABLE = {
+    "browser": "tests/service/test_web_page.py::",
+    "hadolint": "tests/service/test_dockerfile.py::test_hadolint_is_clean",
+}
+
+
+_PASSED: set[str] = set()  # node ids of tests that ran and passed in this session
+
+
+def _required() -> dict[str, str]:
+    names = [n.strip() for n in os.environ.get("NMT_REQUIRE", "").split(",") if n.strip()]
+    unknown = sorted(set(names) - set(REQUIRABLE))
+    if unknown:
+        raise pytest.UsageError(f"NMT_REQUIRE: unknown test name(s) {', '.join(unknown)}; "
+                                f"known: {', '.join(sorted(REQUIRABLE))}")
+    return {name: REQUIRABLE[name] for name in names}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _required()  # an unknown name stops the run before any test
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed:
+        _PASSED.add(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    missing = [f"{name} ({prefix})" for name, prefix in _required().items()
+               if not any(nodeid.startswith(prefix) for nodeid in _PASSED)]
+    if missing:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"NMT_REQUIRE: required tests skipped or not run: "
+                                f"{', '.join(missing)} (their skip reasons are listed above)",
+                                red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -83,6 +131,12 @@ def tiny_config_dict(data_files: dict[str, str], /, **sections: dict[str, Any]) 
 def tiny_config() -> Callable[..., dict[str, Any]]:
     """Factory fixture for `tiny_config_dict`, so tests need not import this module."""
     return tiny_config_dict
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A de->en bundle with random weights: translations are nonsense, but deterministic."""
+    return write_tiny_bundle(tmp_path_factory.mktemp("models") / "tiny-de-en")
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from nmt.cli import CommandError
+    from nmt.cli import CommandError, load_with_overrides
     from nmt.config import load_config
     from nmt.diagnostics.long_batches import load_gradient_data
     from nmt.diagnostics.report import run_report
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> None:
         if getattr(args, name) < (2 if name.endswith("len") else 1):
             raise CommandError(f"--{name.replace('_', '-')} is too small: {getattr(args, name)}")
     set_threads(args.threads)
-    cfg = load_config(args.config, args.set)
+    cfg = load_with_overrides(lambda ov: load_config(args.config, ov), args.set)
     try:
         data = load_gradient_data(cfg, args.spm_dir or args.report / "spm", src_len=args.src_len,
                                   tgt_len=args.tgt_len, batch_size=args.batch_size,

@@ -43,9 +43,9 @@ def run(args: argparse.Namespace) -> None:
     from nmt.data.corpus import DataError
     from nmt.data.dataset import validation_length_ratio
     from nmt.tokenization import Tokenizer
-    from nmt.translator import MIN_GUARD_SOURCE
     from nmt.training.export import choose_checkpoints, write_bundle
     from nmt.training.rotation import average_state_dicts
+    from nmt.translator import MIN_GUARD_SOURCE
 
     if args.average < 1:
         raise CommandError(f"--average must be at least 1, got {args.average}")

@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from nmt.cli import CommandError
+    from nmt.cli import CommandError, check_device, load_with_overrides
     from nmt.lm.config import load_lm_config
     from nmt.lm.run import resume_lm_config, train_lm
     from nmt.lm.trainer import LMTrainingError
@@ -62,12 +62,14 @@ def run_train(args: argparse.Namespace) -> None:
     from nmt.training.trainer import TrainingError
 
     setup_logging(args.verbose)
+    check_device(args.device)
     try:
         if args.resume is not None:
-            cfg = resume_lm_config(args.resume, args.set)
+            cfg = load_with_overrides(lambda ov: resume_lm_config(args.resume, list(ov)),
+                                      args.set)
             run_dir = args.resume
         else:
-            cfg = load_lm_config(args.config, args.set)
+            cfg = load_with_overrides(lambda ov: load_lm_config(args.config, ov), args.set)
             run_dir = args.run_dir or Path("runs") / cfg.name
         bundle = train_lm(cfg, run_dir, device_name=args.device, resume=args.resume is not None)
     except (LMTrainingError, TrainingError) as err:
@@ -82,8 +84,8 @@ def _load(args: argparse.Namespace):
 
     try:
         device = pick_device(args.device)
-    except ValueError as err:
-        raise CommandError(str(err)) from err
+    except (ValueError, RuntimeError) as err:
+        raise CommandError(f"--device {args.device}: {err}") from err
     return load_lm(args.model, device=device)
 
 

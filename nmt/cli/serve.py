@@ -9,8 +9,10 @@ overrides it.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import socket
 from pathlib import Path
 
 APP_FACTORY = "service.main:create_app"
@@ -87,6 +89,29 @@ def check_bundles(models: list[str], models_root: str) -> None:
             f"{BUNDLE_WEIGHTS}, written by `nmt train`); pass --model DIR")
 
 
+def check_port(host: str, port: int) -> None:
+    """Fails in a second, naming host:port, when the address cannot be listened on (another
+    server holds it, the host is not this machine's, a port below 1024 without the right),
+    rather than after every worker has loaded its models."""
+    from nmt.cli import CommandError
+
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise CommandError(f"--host {host}: cannot resolve it ({err.strerror})") from err
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as err:
+            hint = ("another process is listening there (a running `nmt serve`?); stop it or "
+                    "choose another --port" if err.errno == errno.EADDRINUSE else
+                    "choose another --host or --port")
+            raise CommandError(f"cannot listen on {where}: {err.strerror}; {hint}") from err
+
+
 def _env_list(text: str) -> list[str]:
     """A list setting as the service reads it: JSON, or comma-separated."""
     text = text.strip()
@@ -100,6 +125,7 @@ def run(args: argparse.Namespace) -> None:
 
     if args.workers < 1:
         raise CommandError("--workers must be at least 1")
+    check_port(args.host, args.port)
     env = settings_env(args)
     os.environ.update(env)
     check_bundles(args.model or _env_list(os.environ.get("NMT_MODELS", "")),

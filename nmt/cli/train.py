@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 
@@ -39,20 +40,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from nmt.cli import CommandError
+    from nmt.cli import CommandError, Interrupted, check_device, load_with_overrides
     from nmt.config import load_config
     from nmt.runtime import setup_logging
-    from nmt.training.run import resume_config, train
+    from nmt.training.run import TrainingInterrupted, resume_config, train
     from nmt.training.trainer import TrainingError
 
     setup_logging(args.verbose)
+    check_device(args.device)
     run_dir = args.resume or args.run_dir
+    received = [signal.SIGINT]  # Ctrl-C raises KeyboardInterrupt by itself
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        received[0] = signal.SIGTERM
+        raise KeyboardInterrupt  # unwinds like Ctrl-C: atomic writes clean up, logs close
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         if args.resume is not None:
-            cfg = resume_config(args.resume, args.set)
+            cfg = load_with_overrides(lambda ov: resume_config(args.resume, list(ov)), args.set)
             run_dir = args.resume
         else:
-            cfg = load_config(args.config, args.set)
+            cfg = load_with_overrides(lambda ov: load_config(args.config, ov), args.set)
             run_dir = args.run_dir or Path("runs") / cfg.name
         bundle = train(cfg, run_dir, device_name=args.device, resume=args.resume is not None)
     except (TrainingError, ValueError) as err:
@@ -61,5 +70,14 @@ def run(args: argparse.Namespace) -> None:
         where = f" ({err.filename})" if err.filename else ""
         resume = f"; fix this, then continue with `nmt train --resume {run_dir}`" if run_dir else ""
         raise CommandError(f"{err.strerror or err}{where}{resume}") from err
+    except TrainingInterrupted as stop:
+        name = signal.Signals(received[0]).name
+        raise Interrupted(f"{name} received: {stop}", received[0]) from stop
+    except KeyboardInterrupt as stop:  # before the first step: loading data, building the model
+        name = signal.Signals(received[0]).name
+        raise Interrupted(f"{name} received before the first training step (while loading "
+                          "data and building the model)", received[0]) from stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if bundle is not None:
         print(f"model bundle: {bundle}")

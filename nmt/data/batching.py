@@ -17,30 +17,41 @@ from nmt.tokenization import BOS_ID, EOS_ID, PAD_ID
 
 
 @dataclass(frozen=True)
-class Batch:
+class SourceBatch:
+    """What the encoder reads: padded source ids and their lengths (inference)."""
+
     src: Tensor  # (B, S) source ids + EOS, right-padded with PAD_ID
     src_lengths: Tensor  # (B,) on the CPU: pack_padded_sequence wants CPU lengths
-    tgt_in: Tensor | None = None  # (B, T) BOS + target ids
-    tgt_out: Tensor | None = None  # (B, T) target ids + EOS
 
     @property
     def src_mask(self) -> Tensor:
         """(B, S) bool, True at real tokens."""
         return self.src != PAD_ID
 
-    @property
-    def num_tgt_tokens(self) -> int:
-        return 0 if self.tgt_out is None else int((self.tgt_out != PAD_ID).sum())
-
     def __len__(self) -> int:
         return self.src.size(0)
+
+    def to(self, device: torch.device | str) -> SourceBatch:
+        return SourceBatch(self.src.to(device, non_blocking=True), self.src_lengths)
+
+
+@dataclass(frozen=True)
+class Batch(SourceBatch):
+    """A training batch: the source and the target, teacher-forced."""
+
+    tgt_in: Tensor  # (B, T) BOS + target ids
+    tgt_out: Tensor  # (B, T) target ids + EOS
+
+    @property
+    def num_tgt_tokens(self) -> int:
+        return int((self.tgt_out != PAD_ID).sum())
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(
             src=self.src.to(device, non_blocking=True),
             src_lengths=self.src_lengths,
-            tgt_in=None if self.tgt_in is None else self.tgt_in.to(device, non_blocking=True),
-            tgt_out=None if self.tgt_out is None else self.tgt_out.to(device, non_blocking=True),
+            tgt_in=self.tgt_in.to(device, non_blocking=True),
+            tgt_out=self.tgt_out.to(device, non_blocking=True),
         )
 
 
@@ -60,15 +71,20 @@ def pad(
     return out
 
 
-def make_batch(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]] | None = None) -> Batch:
-    """Builds a Batch; the source gets EOS so the encoder sees where a sentence ends."""
-    src_tensor = pad(src, suffix=EOS_ID)
-    lengths = torch.tensor([len(s) + 1 for s in src], dtype=torch.long)
-    if tgt is None:
-        return Batch(src=src_tensor, src_lengths=lengths)
+def make_source_batch(src: Sequence[Sequence[int]]) -> SourceBatch:
+    """Pads sources; each gets EOS so the encoder sees where a sentence ends."""
+    return SourceBatch(
+        src=pad(src, suffix=EOS_ID),
+        src_lengths=torch.tensor([len(s) + 1 for s in src], dtype=torch.long),
+    )
+
+
+def make_batch(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]]) -> Batch:
+    """A training Batch: sources as `make_source_batch`, targets as BOS + ids / ids + EOS."""
+    source = make_source_batch(src)
     return Batch(
-        src=src_tensor,
-        src_lengths=lengths,
+        src=source.src,
+        src_lengths=source.src_lengths,
         tgt_in=pad(tgt, prefix=BOS_ID),
         tgt_out=pad(tgt, suffix=EOS_ID),
     )

@@ -110,6 +110,19 @@ def read_corpus(corpus: CorpusConfig, on_bad_line: str) -> ParallelCorpus:
     return read_parallel(corpus.src, corpus.tgt, on_bad_line=on_bad_line)
 
 
+def tokenizers_of(path: str | Path) -> tuple[Tokenizer, Tokenizer]:
+    """The source and target SentencePiece models stored in a bundle or checkpoint."""
+    from nmt.checkpoint import CheckpointError, resolve_weights_path, safe_load
+
+    weights = resolve_weights_path(path)
+    obj = safe_load(weights)
+    try:
+        return (Tokenizer(obj["src_spm"], origin=f"{weights}[src_spm]"),
+                Tokenizer(obj["tgt_spm"], origin=f"{weights}[tgt_spm]"))
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{weights}: no SentencePiece models inside ({err})") from err
+
+
 def tag_token(tag: str) -> str:
     """The source-side token that names a domain."""
     return f"<{tag}>"
@@ -200,7 +213,7 @@ def encode_corpus(
         assert tag_id is not None  # user_symbols put every tag into the vocabulary
         src_ids = [[tag_id, *ids] for ids in src_ids]
     stats = corpus.stats
-    if max_len is None:
+    if max_len is None or max_ratio is None:
         keep = list(range(len(src_ids)))
     else:
         keep = filter_pairs(src_ids, tgt_ids, max_len=max_len, max_ratio=max_ratio, stats=stats)
@@ -222,9 +235,13 @@ def load_training_data(cfg: Config, run_dir: Path) -> TrainingData:
     everything = ParallelCorpus(
         [s for r in raw for s in r.src], [t for r in raw for t in r.tgt], ReadStats()
     )
-    cache = Path(cfg.tokenizer.model_dir)
-    cache = cache if cache.is_absolute() else run_dir / cache
-    src_tok, tgt_tok = build_tokenizers(cfg.tokenizer, everything, cache, user_symbols(cfg))
+    if cfg.train.init_from is not None:
+        # The weights to start from only make sense with the vocabularies they were trained on.
+        src_tok, tgt_tok = tokenizers_of(cfg.train.init_from)
+    else:
+        cache = Path(cfg.tokenizer.model_dir)
+        cache = cache if cache.is_absolute() else run_dir / cache
+        src_tok, tgt_tok = build_tokenizers(cfg.tokenizer, everything, cache, user_symbols(cfg))
     parts: list[CorpusPart] = []
     encoded: list[EncodedCorpus] = []
     start = 0

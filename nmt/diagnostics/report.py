@@ -22,17 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")  # reports are written on servers without a display
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
-import torch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from nmt.config import Config  # noqa: E402
-from nmt.diagnostics.gradients import early_late_ratio, step_gradient_norms, train_trace  # noqa: E402
-from nmt.diagnostics.long_batches import GradientData  # noqa: E402
-from nmt.models.seq2seq import build_model  # noqa: E402
+from nmt.config import Config
+from nmt.diagnostics.gradients import early_late_ratio, step_gradient_norms, train_trace
+from nmt.diagnostics.long_batches import GradientData
+from nmt.evaluation.plots import pyplot
+from nmt.models.seq2seq import build_model
 
 log = logging.getLogger(__name__)
 CELLS = ("rnn", "gru", "lstm")
@@ -130,6 +126,7 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def plot_step_norms(results: dict[str, Any], path: Path, *, src_len: int) -> None:
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     try:
         for ax, stage in zip(axes, ("untrained", "trained"), strict=True):
@@ -150,6 +147,7 @@ def plot_step_norms(results: dict[str, Any], path: Path, *, src_len: int) -> Non
 
 
 def plot_training_norms(results: dict[str, Any], path: Path, *, clip_norm: float) -> None:
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8))
     try:
         for k, (cell, r) in enumerate(results.items()):
@@ -161,7 +159,7 @@ def plot_training_norms(results: dict[str, Any], path: Path, *, clip_norm: float
                     label=f"{cell}, clipped at {clip_norm:g}")
         ax.axhline(clip_norm, color="grey", linewidth=0.8, linestyle=":")
         ax.set_yscale("log")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set_xlabel("training step")
         ax.set_ylabel("global gradient norm (before clipping)")
         ax.legend(fontsize=7, ncol=2)

@@ -16,9 +16,11 @@ import torch
 from nmt.checkpoint import (
     BUNDLE_WEIGHTS,
     FORMAT_VERSION,
+    LM_KINDS,
     CheckpointError,
     atomic_save,
     atomic_write_text,
+    check_kind,
     resolve_weights_path,
     safe_load,
 )
@@ -28,7 +30,7 @@ from nmt.lm.model import RecurrentLM, build_lm
 from nmt.lm.vocab import Vocab, VocabError, vocab_from_data
 from nmt.tokenization import TokenizerError
 
-LM_KIND = "lm"
+LM_KIND = LM_KINDS[0]
 
 
 @dataclass
@@ -69,11 +71,14 @@ def load_lm(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedLM
     """
     weights_path = resolve_weights_path(path)
     obj = safe_load(weights_path)
-    if obj.get("kind") not in (LM_KIND, "lm-checkpoint"):
-        raise CheckpointError(
-            f"{weights_path}: not a language model (kind {obj.get('kind')!r}); "
-            "LM bundles are written by `nmt lm train`"
-        )
+    check_kind(
+        obj,
+        weights_path,
+        expected=LM_KINDS,
+        needed_by="a language model (nmt lm sample, nmt lm evaluate, nmt translate --lm)",
+        hint="LM bundles are written by `nmt lm train`; nmt translate, evaluate and serve "
+        "read translation bundles",
+    )
     try:
         config = lm_config_from_dict(obj["config"])
         vocab = vocab_from_data(obj["vocab"])

@@ -10,6 +10,7 @@ from nmt.lm.data import load_lm_data
 from nmt.lm.model import build_lm
 from nmt.lm.trainer import LMTrainer, LMTrainingError
 from nmt.runtime import pick_device, seed_everything, set_threads
+from nmt.training.logbook import summary_writer_class
 from nmt.training.rotation import load_latest
 from nmt.training.run import CONFIG_FILE, check_run_dir
 
@@ -27,6 +28,7 @@ def resume_lm_config(run_dir: Path, overrides: list[str]) -> LMConfig:
 def train_lm(cfg: LMConfig, run_dir: Path, *, device_name: str | None = None,
              resume: bool = False) -> Path:
     """Trains to the end and returns the bundle directory."""
+    summary_writer_class()  # fails now, not after the data is prepared, without TensorBoard
     device = pick_device(device_name)
     set_threads(cfg.train.num_threads)
     check_run_dir(run_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -95,7 +96,7 @@ class RNNDecoder(nn.Module):
 
     def _rnn(self, inputs: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor | None]:
         if inputs.size(1) == 1 and can_step_gru(self.rnn, inputs):
-            h = gru_step(self.rnn, inputs[:, 0], state.hidden)  # (L, B, H)
+            h = gru_step(cast(nn.GRU, self.rnn), inputs[:, 0], state.hidden)  # (L, B, H)
             return h[-1].unsqueeze(1), h, None
         if self.cell == "lstm":
             out, (h, c) = self.rnn(inputs, (state.hidden, state.cell))
@@ -147,6 +148,7 @@ class RNNDecoder(nn.Module):
         """
         emb = self.emb_dropout(self.embedding(prev_tokens))  # (B, E)
         if self.input_feeding:
+            assert state.input_feed is not None  # init_state makes one when input feeding
             emb = torch.cat([emb, state.input_feed], dim=-1)
         elif self.attention is None:
             emb = torch.cat([emb, enc.final], dim=-1)

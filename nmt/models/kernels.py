@@ -11,6 +11,8 @@ own kernels; CUDA runs torch's). Results differ from the default kernels only by
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -90,8 +92,9 @@ def apply_linear(module: nn.Module, x: Tensor, *, tanh: bool = False) -> Tensor:
 
 def can_step_gru(rnn: nn.Module, x: Tensor) -> bool:
     """True when `gru_step` may replace `rnn` for one time step."""
+    # nn.Module.__getattr__ types the weight `Tensor | Module`; on an nn.GRU it is a Parameter.
     return (type(rnn) is nn.GRU and not rnn.bidirectional and rnn.bias
-            and _fast(x, rnn.weight_ih_l0))
+            and _fast(x, cast(Tensor, rnn.weight_ih_l0)))
 
 
 def gru_step(rnn: nn.GRU, x: Tensor, hidden: Tensor) -> Tensor:

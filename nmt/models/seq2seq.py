@@ -69,10 +69,49 @@ class Seq2Seq(nn.Module):
         attentional, state, attn = self.decoder.step(prev_tokens, state, enc)
         return self.decoder.logits(attentional).float().log_softmax(dim=-1), state, attn
 
-    def forward(self, batch: Batch) -> Tensor:
-        """Teacher forcing: logits (B, T, V) for `batch.tgt_in`."""
+    def forward(
+        self,
+        batch: Batch,
+        *,
+        sample_prob: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Teacher forcing: logits (B, T, V) for `batch.tgt_in`.
+
+        With `sample_prob > 0` this is scheduled sampling (Bengio et al., 2015): each input token
+        after BOS is replaced, with probability `sample_prob`, by the model's own previous
+        prediction, step by step. The draws come from the caller's `generator`, so the training
+        loop owns that randomness (and saves it for `--resume`). It is an argument of `forward`
+        rather than a separate function so that a `DistributedDataParallel` wrapper sees the
+        forward pass and synchronises its gradients.
+        """
         enc = self.encode(batch.src, batch.src_lengths)
-        return self.decoder(batch.tgt_in, self.init_state(enc), enc)
+        state = self.init_state(enc)
+        if sample_prob <= 0.0:
+            return self.decoder(batch.tgt_in, state, enc)
+        return self._scheduled_sampling(batch.tgt_in, state, enc, sample_prob, generator)
+
+    def _scheduled_sampling(
+        self,
+        tgt_in: Tensor,
+        state: DecoderState,
+        enc: EncoderOutput,
+        sample_prob: float,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        """(B, T) gold inputs -> (B, T, V) logits, feeding back argmax predictions at random."""
+        steps = []
+        prev = tgt_in[:, 0]
+        for t in range(tgt_in.size(1)):
+            attentional, state, _ = self.decoder.step(prev, state, enc)
+            logits = self.decoder.logits(attentional)  # (B, V)
+            steps.append(logits)
+            if t + 1 < tgt_in.size(1):
+                gold = tgt_in[:, t + 1]
+                draw = torch.rand(gold.shape, generator=generator, device=gold.device)
+                predicted = logits.detach().argmax(dim=-1)
+                prev = torch.where(draw < sample_prob, predicted, gold)
+        return torch.stack(steps, dim=1)
 
 
 def build_model(cfg: ModelConfig, *, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:

@@ -212,8 +212,8 @@ class _Parser(HTMLParser):
         self.raw.append(markup)
         block = self.block
         start = len(block.words) - (1 if self.in_word else 0)
-        block.tags.append(InlineTag(markup, "", start, parent=self.stack[-1] if self.stack else None,
-                                    outer_lead=self.in_word))
+        parent = self.stack[-1] if self.stack else None
+        block.tags.append(InlineTag(markup, "", start, parent=parent, outer_lead=self.in_word))
         self.stack.append(len(block.tags) - 1)
         if tag == "code":
             self.code_depth += 1

@@ -98,8 +98,8 @@ def _plan_sentence(
         masked = mask(normalize(sentence), limit=placeholders, terms=terms)
         originals = tuple(glossary.get(o, o) for o in masked.originals)
         pieces = split_clauses(masked.text, fits)
-        parts = [Part(p, False, "" if i == 0 else " ") for i, p in enumerate(pieces)]
-        return SentencePlan(sentence, parts, originals, clauses=len(pieces))
+        clause_parts = [Part(p, False, "" if i == 0 else " ") for i, p in enumerate(pieces)]
+        return SentencePlan(sentence, clause_parts, originals, clauses=len(pieces))
     parts: list[_Piece] = []
     last = 0
     spans = find_spans(sentence, terms)

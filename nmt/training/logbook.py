@@ -8,7 +8,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from torch.utils.tensorboard import SummaryWriter
+from nmt.runtime import import_optional
+
+
+def summary_writer_class() -> Any:
+    """torch's TensorBoard SummaryWriter; TensorBoard is in the `train` extra, not in serving's.
+
+    Raises:
+        MissingDependency: TensorBoard is not installed.
+    """
+    tensorboard = import_optional("torch.utils.tensorboard", extra="train",
+                                  needed_for="training's TensorBoard log")
+    return tensorboard.SummaryWriter
 
 
 class Logbook:
@@ -38,7 +49,7 @@ class Logbook:
         self.csv = csv.DictWriter(self.csv_file, fieldnames=self.CSV_FIELDS, extrasaction="ignore")
         if new:
             self.csv.writeheader()
-        self.tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+        self.tb = summary_writer_class()(log_dir=str(run_dir / "tensorboard"))
 
     def log(self, kind: str, step: int, values: dict[str, Any]) -> None:
         record = {"time": round(time.time(), 3), "kind": kind, "step": step, **values}

@@ -1,13 +1,13 @@
-"""Training: label-smoothed cross-entropy over real target tokens, and scheduled sampling."""
+"""Training: label-smoothed cross-entropy over real target tokens.
+
+Scheduled sampling is `Seq2Seq.forward(batch, sample_prob=..., generator=...)`, so that DDP sees it.
+"""
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nmt.data.batching import Batch
-from nmt.models.seq2seq import Seq2Seq
 from nmt.tokenization import PAD_ID
 
 
@@ -41,27 +41,3 @@ def sequence_loss(
     loss = (((1.0 - label_smoothing) * nll_per_token + label_smoothing * uniform) * real).sum()
     return loss, nll.detach()
 
-
-def scheduled_sampling_logits(
-    model: Seq2Seq, batch: Batch, *, sample_prob: float, generator: torch.Generator | None = None
-) -> Tensor:
-    """Teacher forcing where each input token is replaced, with probability `sample_prob`, by the
-    model's own previous prediction (Bengio et al., 2015). Runs step by step.
-
-    Returns:
-        (B, T, V) logits.
-    """
-    enc = model.encode(batch.src, batch.src_lengths)
-    state = model.init_state(enc)
-    steps = []
-    prev = batch.tgt_in[:, 0]
-    for t in range(batch.tgt_in.size(1)):
-        attentional, state, _ = model.decoder.step(prev, state, enc)
-        logits = model.decoder.logits(attentional)  # (B, V)
-        steps.append(logits)
-        if t + 1 < batch.tgt_in.size(1):
-            gold = batch.tgt_in[:, t + 1]
-            draw = torch.rand(gold.shape, generator=generator, device=gold.device)
-            predicted = logits.detach().argmax(dim=-1)
-            prev = torch.where(draw < sample_prob, predicted, gold)
-    return torch.stack(steps, dim=1)

@@ -8,17 +8,69 @@ from pathlib import Path
 
 import torch
 
+from nmt.checkpoint import resolve_weights_path, safe_load
 from nmt.config import Config, load_config, save_config
 from nmt.data.dataset import load_training_data
 from nmt.models.seq2seq import build_model
 from nmt.runtime import pick_device, seed_everything, set_threads
 from nmt.training.distributed import DistInfo, barrier, init_distributed, shutdown
-from nmt.training.rotation import load_latest, remove_stale_temp_files
-from nmt.training.trainer import Trainer, TrainingError
+from nmt.training.logbook import summary_writer_class
+from nmt.training.rotation import list_step_checkpoints, load_latest, remove_stale_temp_files
+from nmt.training.trainer import Position, Trainer, TrainingError
 
 log = logging.getLogger(__name__)
 MIN_FREE_BYTES = 200 * 2**20  # a few checkpoints of the default model, with room to spare
 CONFIG_FILE = "config.yaml"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a SIGTERM the CLI turned into one) stopped the run: where it stopped, and
+    which checkpoint `nmt train --resume` continues from."""
+
+    def __init__(self, run_dir: Path, position: Position):
+        self.run_dir = run_dir
+        self.position = position
+        found = list_step_checkpoints(run_dir / "checkpoints")
+        self.checkpoint: tuple[int, Path] | None = found[-1] if found else None
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        pos = self.position
+        where = (f"stopped at step {pos.step} (epoch {pos.epoch + 1}, "
+                 f"{pos.batch_in_epoch} batches into it)")
+        resume = f"`nmt train --resume {self.run_dir}`"
+        if self.checkpoint is None:
+            return (f"{where}; no checkpoint was written yet (one is written at every "
+                    f"validation: each train.valid_every steps, or each epoch's end), so "
+                    f"{resume} would start from scratch")
+        step, path = self.checkpoint
+        lost = pos.step - step
+        behind = "the step it stopped at" if lost <= 0 else f"{lost} steps before that"
+        return (f"{where}; the newest checkpoint is {path} (step {step}, {behind}): "
+                f"{resume} continues from it")
+
+
+def init_weights(model: torch.nn.Module, cfg: Config, path: str) -> None:
+    """Loads the weights of `path` (bundle or checkpoint) into `model`: `train.init_from`.
+
+    The stored model section must equal this run's (sizes, cell, attention, ...); dropout and
+    other regularisation may differ.
+    """
+    weights = resolve_weights_path(path)
+    obj = safe_load(weights)
+    stored = dict(obj.get("config", {}).get("model", {}))
+    ours = cfg.to_dict()["model"]
+    shape_keys = [k for k in ours if k not in ("dropout", "emb_dropout")]
+    different = [k for k in shape_keys if stored.get(k) != ours[k]]
+    if different:
+        key = different[0]
+        raise TrainingError(
+            f"train.init_from {path}: its model.{key} is {stored.get(key)!r}, this config's is "
+            f"{ours[key]!r}; the model section must match the weights"
+        )
+    state = {k: v.float() if v.is_floating_point() else v for k, v in obj["model"].items()}
+    model.load_state_dict(state)
+    log.info("weights from %s (train.init_from); optimizer and schedule start fresh", weights)
 
 
 def check_run_dir(run_dir: Path) -> None:
@@ -49,6 +101,7 @@ def train(
     cfg: Config, run_dir: Path, *, device_name: str | None = None, resume: bool = False
 ) -> Path | None:
     """Trains to the end and returns the bundle directory (None on ranks other than 0)."""
+    summary_writer_class()  # fails now, not after the data is prepared, without TensorBoard
     device = pick_device(device_name)
     dist_info = init_distributed(device)
     package_log = logging.getLogger("nmt")
@@ -129,10 +182,17 @@ def _train(
     if dist_info.enabled:
         torch.manual_seed(cfg.train.seed + 1000 * dist_info.rank)  # distinct dropout per rank
     trainer = Trainer(cfg, run_dir, data, model, device=device, dist_info=dist_info)
-    if resume:
-        ckpt = load_latest(run_dir / "checkpoints")
-        if ckpt is None:
+    ckpt = load_latest(run_dir / "checkpoints") if resume else None
+    if ckpt is not None:
+        trainer.restore(ckpt)
+    else:
+        if resume:
             log.warning("no checkpoint in %s yet: starting from scratch", run_dir)
-        else:
-            trainer.restore(ckpt)
-    return trainer.train()
+        if cfg.train.init_from is not None:
+            init_weights(model, cfg, cfg.train.init_from)
+    try:
+        return trainer.train()
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, TrainingInterrupted):
+            raise
+        raise TrainingInterrupted(run_dir, trainer.pos) from interrupt

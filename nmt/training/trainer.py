@@ -29,10 +29,10 @@ from nmt.models.seq2seq import Seq2Seq
 from nmt.training.distributed import DistInfo, barrier, broadcast
 from nmt.training.export import choose_checkpoints, write_bundle
 from nmt.training.logbook import Logbook
-from nmt.training.loss import scheduled_sampling_logits, sequence_loss
+from nmt.training.loss import sequence_loss
 from nmt.training.rotation import average_state_dicts, save_step
 from nmt.training.schedule import LRSchedule
-from nmt.translator import Translator
+from nmt.translator import MIN_GUARD_SOURCE, Translator
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,17 @@ class Trainer:
         self.logbook = Logbook(run_dir) if dist_info.is_main else None
         self.ckpt_dir = run_dir / "checkpoints"
         self.sampling_generator = torch.Generator(device=device).manual_seed(t.seed)
+        # Output/source length statistics, recorded in bundles for the short-output guard.
+        reference = data.valid_sets[0] if data.valid_sets else None
+        self.length_ratio = (
+            reference.corpus.length_ratio(
+                skip_first=1 if reference.tag else 0, min_source=MIN_GUARD_SOURCE
+            )
+            if reference is not None
+            else data.train.length_ratio(
+                skip_first=1 if cfg.data.tags() else 0, min_source=MIN_GUARD_SOURCE
+            )
+        )
 
     # ----------------------------------------------------------------- state
     def checkpoint_state(self) -> dict[str, Any]:
@@ -151,6 +162,7 @@ class Trainer:
             "src_vocab_size": self.data.src_tokenizer.vocab_size,
             "tgt_vocab_size": self.data.tgt_tokenizer.vocab_size,
             "data_fingerprints": self.data.fingerprints,
+            "length_ratio": self.length_ratio,
             "train_pairs": len(self.data.train),
             "filtered": dict(self.data.train.stats.counts),
             **(
@@ -203,15 +215,11 @@ class Trainer:
             else contextlib.nullcontext()
         )
         with autocast:
-            if t.scheduled_sampling > 0:
-                logits = scheduled_sampling_logits(
-                    self.model,
-                    batch,
-                    sample_prob=t.scheduled_sampling,
-                    generator=self.sampling_generator,
-                )
-            else:
-                logits = net(batch)
+            # Every forward pass goes through `net`: called on the bare module, DDP would never
+            # all-reduce the gradients and the ranks' weights would drift apart.
+            logits = net(
+                batch, sample_prob=t.scheduled_sampling, generator=self.sampling_generator
+            )
             loss, nll = sequence_loss(logits, batch.tgt_out, label_smoothing=t.label_smoothing)
         n_tokens = batch.num_tgt_tokens
         if not torch.isfinite(loss):
@@ -345,7 +353,8 @@ class Trainer:
                 else:
                     self.pos.since_best += 1
                 stop = t.patience > 0 and self.pos.since_best >= t.patience
-                self.logbook.log("valid", self.pos.step, {"epoch": self.pos.epoch, **result})
+                if self.logbook is not None:  # rank 0 always has one
+                    self.logbook.log("valid", self.pos.step, {"epoch": self.pos.epoch, **result})
                 log.info(
                     "validation at step %d: %s%s",
                     self.pos.step,

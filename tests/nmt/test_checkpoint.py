@@ -275,3 +275,34 @@ def test_sigkill_while_writing_leaves_previous_checkpoint(tmp_path: Path) -> Non
     latest = load_latest(ckpt_dir)
     assert latest is not None and latest["step"] == 10
     assert not (ckpt_dir / "step_00000020.pt").exists()
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("lm", "is a language-model bundle; translation"),
+    ("lm-checkpoint", "is a language-model training checkpoint; translation"),
+    ("tokenizer", "unknown kind 'tokenizer'"),
+    (None, "unknown kind None"),
+])
+def test_other_kinds_are_refused_naming_found_and_expected(tmp_path: Path, tokenizer: Tokenizer,
+                                                           kind: str | None, words: str) -> None:
+    out, _ = bundle(tmp_path, tokenizer)
+    obj = safe_load(out / BUNDLE_WEIGHTS)
+    if kind is None:
+        del obj["kind"]
+    else:
+        obj["kind"] = kind
+    torch.save(obj, out / BUNDLE_WEIGHTS)
+    with pytest.raises(CheckpointError, match=words) as info:
+        load_model(out)
+    assert str(out / BUNDLE_WEIGHTS) in str(info.value)
+    assert "a translation model bundle or a translation training checkpoint" in str(info.value)
+
+
+def test_training_checkpoints_load_as_translation_models(tmp_path: Path,
+                                                         tokenizer: Tokenizer) -> None:
+    out, model = bundle(tmp_path, tokenizer)
+    obj = safe_load(out / BUNDLE_WEIGHTS)
+    obj["kind"] = "checkpoint"
+    torch.save(obj, tmp_path / "step_00000001.pt")
+    loaded = load_model(tmp_path / "step_00000001.pt")
+    torch.testing.assert_close(outputs(loaded.model, tokenizer), outputs(model, tokenizer))

@@ -1,8 +1,8 @@
 """API fuzzing, bounded and seeded: schemathesis over the app's OpenAPI schema and the hand-made
-hostile requests of benchmarks/fuzz_api.py, through the real Translator with a tiny bundle.
+hostile requests of reliability/fuzz_api.py, through the real Translator with a tiny bundle.
 
 No answer is a 5xx, every error is `{"error": "<message>"}` without a trace or a path, and the
-service still translates correctly afterwards. benchmarks/fuzz_api.py runs the long version.
+service still translates correctly afterwards. reliability/fuzz_api.py runs the long version.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from schemathesis.python import asgi
 
-from benchmarks.fuzz_api import (
+from reliability.fuzz_api import (
     API_KEY,
     Tally,
     check_still_serving,

@@ -15,11 +15,11 @@ import torch
 import yaml
 from fastapi.testclient import TestClient
 
-from benchmarks.kill_resume import write_experiment
 from nmt.checkpoint import BUNDLE_WEIGHTS, CheckpointError, safe_load
 from nmt.cli import main
 from nmt.tokenization import train_tokenizer
 from nmt.training.rotation import load_latest, save_step
+from reliability.kill_resume import write_experiment
 from service.main import create_app
 from service.settings import ServiceSettings
 

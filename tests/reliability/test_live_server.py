@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from benchmarks.fuzz_api import start_server
 from nmt.translator import Translator
+from reliability.fuzz_api import start_server
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,8 @@ class BrokenTranslator:
     """Has the Translator's attributes; translating fails with a message holding a path."""
 
     src_lang, tgt_lang = "de", "en"
+    domains: list[str] = []
+    default_domain = None
     has_attention = True
     max_input_tokens = 100
     metadata: dict[str, Any] = {}

@@ -13,7 +13,12 @@ import pytest
 
 import nmt.checkpoint as checkpoint
 import nmt.training.run as run_module
-from benchmarks.kill_resume import (
+from nmt.checkpoint import safe_load
+from nmt.cli import main
+from nmt.config import load_config
+from nmt.training.rotation import BEST, list_step_checkpoints, save_step
+from nmt.training.run import train
+from reliability.kill_resume import (
     FINISHED,
     bundle_weights,
     checkpoint_problems,
@@ -24,11 +29,6 @@ from benchmarks.kill_resume import (
     train_command,
     write_experiment,
 )
-from nmt.checkpoint import safe_load
-from nmt.cli import main
-from nmt.config import load_config
-from nmt.training.rotation import BEST, list_step_checkpoints, save_step
-from nmt.training.run import train
 
 
 @pytest.fixture(scope="module")

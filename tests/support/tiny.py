@@ -1,4 +1,5 @@
-"""Tiny models, tokenizers and bundles for decoding, translator, evaluation and CLI tests.
+"""Tiny translation models, tokenizers and bundles, shared by the decoding, translator,
+evaluation, CLI and reliability tests (and `tiny_bundle` in tests/conftest.py).
 
 Random weights are enough for decoding invariants. Everything is seeded and built in well under
 a second; the SentencePiece model is trained once per process.
@@ -76,21 +77,3 @@ def write_tiny_bundle(out_dir: Path, *, model: dict[str, Any] | None = None,
                   metadata={"note": "random weights, for tests"})
     return out_dir
 
-
-def run_cli(capsys, *args: Any) -> tuple[int, str, str]:
-    """Runs `nmt ARGS...` in-process through `nmt.cli.main`; returns (status, stdout, stderr)."""
-    from nmt.cli import main  # the last pipeline stage; imported only by the CLI tests
-
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def write_lines(path: Path, lines: list[str]) -> Path:
-    """Writes one line per entry (newline-terminated) and returns the path."""
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path

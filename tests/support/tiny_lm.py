@@ -1,15 +1,18 @@
-"""Toy texts, tiny LM configs and models for the LM tests, all seeded."""
+"""Toy texts, tiny LM configs, models and bundles for the LM and CLI tests, all seeded."""
 
 from __future__ import annotations
 
 import functools
 import random
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from nmt.lm.bundle import export_lm_bundle
 from nmt.lm.config import LMConfig, lm_config_from_dict
 from nmt.lm.model import RecurrentLM, build_lm
+from nmt.lm.vocab import SubwordVocab
 from nmt.tokenization import Tokenizer, train_tokenizer
 
 PATTERN_LINE = "hello world"
@@ -50,3 +53,11 @@ def tiny_lm(vocab_size: int, *, cell: str = "lstm", seed: int = 0) -> RecurrentL
         for p in model.parameters():  # larger weights: peaked, varied predictions
             p.data.mul_(3.0)
     return model.eval()
+
+
+def write_tiny_lm_bundle(out_dir: Path, *, seed: int = 0) -> Path:
+    """A subword LM bundle (random weights) over `tiny_spm()`."""
+    cfg = tiny_lm_config("unused.txt", tokenizer={"type": "spm"})
+    vocab = SubwordVocab(tiny_spm())
+    return export_lm_bundle(out_dir, config=cfg, state_dict=tiny_lm(vocab.size, seed=seed)
+                            .state_dict(), vocab=vocab, metadata={"note": "random weights"})

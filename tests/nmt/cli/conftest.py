@@ -2,7 +2,8 @@
 
 import pytest
 
-from tests.nmt.decoding.tiny import run_cli, write_tiny_bundle
+from tests.support.cli import run_cli
+from tests.support.tiny import write_tiny_bundle
 
 
 @pytest.fixture(scope="module")

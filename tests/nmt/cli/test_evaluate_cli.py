@@ -2,7 +2,8 @@ import json
 import subprocess
 import sys
 
-from tests.nmt.decoding.tiny import synthetic_lines, write_lines
+from tests.support.cli import write_lines
+from tests.support.tiny import synthetic_lines
 
 REFS = synthetic_lines(30, seed=21)
 SRCS = synthetic_lines(30, seed=22)

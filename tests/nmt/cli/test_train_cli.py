@@ -4,8 +4,11 @@ character-level model trains and translates end to end through the command line.
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,62 @@ def test_char_model_trains_and_translates_via_cli(tmp_path: Path, write_toy_corp
     main(["translate", "--model", str(bundle), "--input", str(tmp_path / "in.txt"),
           "--output", str(out), "--beam", "2", "--quiet"])
     assert out.read_text(encoding="utf-8").split("\n")[:-1] == [t.text for t in translations]
+
+
+def test_ctrl_c_says_where_training_stopped_and_which_checkpoint_holds_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch, write_toy_corpus,
+        tiny_config) -> None:
+    from nmt.training.trainer import Trainer
+
+    real_step = Trainer.train_step
+
+    def step_until_interrupted(self: Trainer, batch):
+        if self.pos.step == 9:  # Ctrl-C during the 10th step, in the second epoch
+            raise KeyboardInterrupt
+        return real_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", step_until_interrupted)
+    raw = tiny_config(write_toy_corpus(n_train=120, n_valid=8),
+                      train={"valid_every": 4, "epochs": 50})
+    config = write_config(tmp_path / "tiny.yaml", raw)
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--config", str(config), "--run-dir", str(run_dir)])
+    assert info.value.code == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    newest = run_dir / "checkpoints" / "step_00000008.pt"
+    assert newest.is_file()
+    assert err.startswith("nmt train: SIGINT received: stopped at step 9 (epoch 2, ")
+    assert f"the newest checkpoint is {newest} (step 8, 1 steps before that)" in err
+    assert f"`nmt train --resume {run_dir}` continues from it" in err
+
+
+def test_sigterm_stops_training_with_the_same_report(tmp_path: Path, write_toy_corpus,
+                                                     tiny_config) -> None:
+    raw = tiny_config(write_toy_corpus(n_train=120, n_valid=8),
+                      train={"valid_every": 3, "epochs": 10_000})
+    config = write_config(tmp_path / "tiny.yaml", raw)
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "nmt", "train", "--config", str(config),
+                             "--run-dir", str(run_dir)], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((run_dir / "checkpoints").glob("step_*.pt")):
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint came"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    last = stderr.strip().splitlines()[-1]
+    match = re.fullmatch(r"nmt train: SIGTERM received: stopped at step (\d+) \(epoch (\d+), "
+                         r"\d+ batches into it\); the newest checkpoint is (\S+) \(step (\d+), "
+                         r".*\): `nmt train --resume (\S+)` continues from it", last)
+    assert match, last
+    step, _, path, ckpt_step, resume_dir = match.groups()
+    assert Path(path).is_file() and Path(path).parent == run_dir / "checkpoints"
+    assert int(ckpt_step) <= int(step) and Path(resume_dir) == run_dir
+    assert "Traceback" not in stderr

@@ -69,7 +69,7 @@ def test_clear_errors(nmt_cli, bundle, tmp_path):
     assert code == 2 and "--nbest 3 is larger than --beam 2" in err
     (tmp_path / "latin1.de").write_bytes("größe\n".encode("latin-1"))
     code, _, err = nmt_cli("translate", "-m", bundle, "-i", tmp_path / "latin1.de")
-    assert code == 2 and "latin1.de: not valid UTF-8" in err
+    assert code == 2 and "latin1.de: line 1 is not valid UTF-8" in err
 
 
 def test_python_dash_m_nmt(bundle):

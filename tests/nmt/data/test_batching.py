@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from nmt.data.batching import make_batch, pad, token_batches
+from nmt.data.batching import make_batch, make_source_batch, pad, token_batches
 from nmt.tokenization import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -97,11 +97,10 @@ def test_make_batch_places_bos_eos_and_masks() -> None:
     assert len(batch) == 2
 
 
-def test_make_batch_without_target() -> None:
-    batch = make_batch([[5], [6, 7]])
-    assert batch.tgt_in is None and batch.tgt_out is None
-    assert batch.num_tgt_tokens == 0
-    assert batch.src.shape == (2, 3)
+def test_source_batch_has_no_target_side() -> None:
+    batch = make_source_batch([[5], [6, 7]])
+    assert not hasattr(batch, "tgt_in") and not hasattr(batch, "num_tgt_tokens")
+    assert batch.src.shape == (2, 3) and batch.src_lengths.tolist() == [2, 3]
 
 
 def test_batch_to_keeps_lengths_on_cpu() -> None:

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import Tensor
 
-from nmt.data.batching import make_batch
+from nmt.data.batching import make_source_batch
 from nmt.tokenization import BOS_ID, EOS_ID
-from tests.nmt.decoding.tiny import tiny_config, tiny_model
+from tests.support.tiny import tiny_config, tiny_model
 
 VARIANTS = {
     "gru-bahdanau": {"cell": "gru", "attention": "bahdanau"},
@@ -31,7 +31,7 @@ def attn_model():
 @torch.inference_mode()
 def rescore(model, src: list[int], tokens: list[int]) -> tuple[float, list[Tensor]]:
     """Teacher-forced log P(tokens + EOS | src) and the attention rows, one step at a time."""
-    b = make_batch([src])
+    b = make_source_batch([src])
     enc = model.encode(b.src, b.src_lengths)
     state = model.init_state(enc)
     total, rows = 0.0, []
@@ -57,4 +57,4 @@ def sources() -> list[list[int]]:
 
 @pytest.fixture(scope="session")
 def batch(sources):
-    return make_batch(sources)
+    return make_source_batch(sources)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nmt.data.batching import make_batch
+from nmt.data.batching import make_source_batch
 from nmt.decoding.beam import beam_search
 from nmt.decoding.greedy import greedy_search
 from nmt.tokenization import PAD_ID
@@ -9,7 +9,7 @@ from tests.nmt.decoding.conftest import rescore
 
 
 def _encode(model, sources, extra_pad: int = 0):
-    b = make_batch(sources)
+    b = make_source_batch(sources)
     src = torch.nn.functional.pad(b.src, (0, extra_pad), value=PAD_ID)
     return model.encode(src, b.src_lengths)
 

@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from nmt.data.batching import make_batch
+from nmt.data.batching import make_source_batch
 from nmt.decoding.greedy import greedy_search
 from nmt.tokenization import BOS_ID, EOS_ID, PAD_ID
 from tests.nmt.decoding.conftest import rescore
 
 
 def _encode(model, sources):
-    b = make_batch(sources)
+    b = make_source_batch(sources)
     return model.encode(b.src, b.src_lengths)
 
 

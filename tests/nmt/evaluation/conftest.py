@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tests.nmt.decoding.tiny import synthetic_lines
+from tests.support.tiny import synthetic_lines
 
 
 def perturb(lines: list[str], *, seed: int, rate: float) -> list[str]:

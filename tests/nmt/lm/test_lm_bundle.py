@@ -13,7 +13,7 @@ from nmt.lm.bundle import export_lm_bundle, load_lm
 from nmt.lm.data import spm_from_path
 from nmt.lm.vocab import CharVocab, SubwordVocab
 from nmt.models.seq2seq import build_model
-from tests.nmt.lm.toy import tiny_lm, tiny_lm_config, tiny_spm
+from tests.support.tiny_lm import tiny_lm, tiny_lm_config, tiny_spm
 
 
 @pytest.mark.parametrize("vocab", [CharVocab.from_text(["héllo wörld", "ça va"]),
@@ -53,7 +53,7 @@ def _translation_bundle(path: Path) -> Path:
 
 def test_translation_bundle_is_not_an_lm_but_gives_its_target_spm(tmp_path: Path) -> None:
     bundle = _translation_bundle(tmp_path / "tm")
-    with pytest.raises(CheckpointError, match="not a language model"):
+    with pytest.raises(CheckpointError, match="is a translation model bundle; a language model"):
         load_lm(bundle)
     assert spm_from_path(bundle).model_proto == tiny_spm().model_proto
 

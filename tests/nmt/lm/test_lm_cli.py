@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from nmt.cli import main
-from tests.nmt.lm.toy import caption_lines, tiny_lm_config
+from tests.support.tiny_lm import caption_lines, tiny_lm_config
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

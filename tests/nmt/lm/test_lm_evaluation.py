@@ -9,7 +9,7 @@ import torch
 
 from nmt.lm.evaluation import LMScores, bits_per_character, evaluate_lines
 from nmt.lm.vocab import CharVocab, SubwordVocab
-from tests.nmt.lm.toy import caption_lines, tiny_lm, tiny_spm
+from tests.support.tiny_lm import caption_lines, tiny_lm, tiny_spm
 
 
 def test_bits_per_character_hand_example() -> None:

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from nmt.config import config_from_dict
-from nmt.data.batching import make_batch
+from nmt.data.batching import make_source_batch
 from nmt.decoding.beam import beam_search
 from nmt.decoding.greedy import greedy_search
 from nmt.lm.fusion import FusionError, LMScorer, check_fusable
 from nmt.lm.vocab import CharVocab, SubwordVocab
 from nmt.models.seq2seq import build_model
 from nmt.tokenization import BOS_ID, EOS_ID, train_tokenizer
-from tests.nmt.lm.toy import caption_lines, tiny_lm, tiny_spm
+from tests.support.tiny_lm import caption_lines, tiny_lm, tiny_spm
 
 SOURCES = [[5, 9, 12, 7], [20, 4], [8, 8, 30, 11, 6, 14], [25]]
 
@@ -41,14 +41,14 @@ def lm():
 
 
 def _enc(tm):
-    b = make_batch(SOURCES)
+    b = make_source_batch(SOURCES)
     return tm.encode(b.src, b.src_lengths)
 
 
 @torch.no_grad()
 def _fused_rescore(tm, lm, src, tokens, weight):
     """Teacher-forced sum of log p_TM + weight * log p_LM over tokens + EOS, by hand."""
-    b = make_batch([src])
+    b = make_source_batch([src])
     enc = tm.encode(b.src, b.src_lengths)
     state = tm.init_state(enc)
     lm_state = lm.initial_state(1)
@@ -146,7 +146,7 @@ def test_vocabularies_must_match():
 def test_fusion_scorer_loads_a_bundle_and_checks_it(tmp_path, lm):
     from nmt.lm.bundle import export_lm_bundle
     from nmt.lm.fusion import fusion_scorer
-    from tests.nmt.lm.toy import tiny_lm_config
+    from tests.support.tiny_lm import tiny_lm_config
 
     cfg = tiny_lm_config("unused.txt", tokenizer={"type": "spm"})
     export_lm_bundle(tmp_path / "lm", config=cfg, state_dict=lm.state_dict(),

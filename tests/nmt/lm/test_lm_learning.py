@@ -10,7 +10,7 @@ from nmt.lm.bundle import load_lm
 from nmt.lm.evaluation import evaluate_lines
 from nmt.lm.run import train_lm
 from nmt.lm.sampling import sample
-from tests.nmt.lm.toy import PATTERN_LINE, tiny_lm_config
+from tests.support.tiny_lm import PATTERN_LINE, tiny_lm_config
 
 
 @pytest.mark.slow

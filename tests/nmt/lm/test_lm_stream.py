@@ -11,7 +11,7 @@ from nmt.lm.data import load_lm_data
 from nmt.lm.model import build_lm
 from nmt.lm.stream import IGNORE, layout, window_lengths, windows
 from nmt.lm.trainer import LMTrainer
-from tests.nmt.lm.toy import caption_lines, tiny_lm_config
+from tests.support.tiny_lm import caption_lines, tiny_lm_config
 
 
 def test_rows_are_contiguous_parts_sharing_one_token() -> None:

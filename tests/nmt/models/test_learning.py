@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nmt.config import ModelConfig
-from nmt.data.batching import make_batch, token_batches
+from nmt.data.batching import make_batch, make_source_batch, token_batches
 from nmt.decoding.greedy import greedy_search
 from nmt.models.seq2seq import Seq2Seq, build_model
 from nmt.tokenization import EOS_ID
@@ -60,7 +60,7 @@ def train_reverser(model: Seq2Seq, train: list[list[int]], *, steps: int, lr: fl
 @torch.no_grad()
 def exact_match(model: Seq2Seq, sequences: list[list[int]]) -> float:
     model.eval()
-    batch = make_batch(sequences)
+    batch = make_source_batch(sequences)
     enc = model.encode(batch.src, batch.src_lengths)
     nbest = greedy_search(model, enc, max_len=MAX_LEN + 3)
     hits = sum(n[0].tokens == s[::-1] for n, s in zip(nbest, sequences, strict=True))

@@ -221,3 +221,44 @@ def test_layers_and_directions_shapes(layers: int, bidirectional: bool) -> None:
     assert model(batch).shape == (*batch.tgt_in.shape, VOCAB + 2)
     torch.testing.assert_close(model(batch).log_softmax(-1)[real(batch)],
                                stepwise_log_probs(model, batch)[real(batch)], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell, attention, feed", [("gru", "bahdanau", False),
+                                                   ("lstm", "luong_general", True),
+                                                   ("rnn", "none", False)])
+@torch.no_grad()
+def test_scheduled_sampling_that_never_samples_is_teacher_forcing(cell: str, attention: str,
+                                                                  feed: bool) -> None:
+    model, batch = tiny_model(cell, attention, feed), toy_batch()
+    gen = torch.Generator().manual_seed(0)
+    sampled = model(batch, sample_prob=1e-12, generator=gen)  # the step-by-step path
+    torch.testing.assert_close(sampled, model(batch), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell, feed", [("gru", False), ("lstm", True)])
+@torch.no_grad()
+def test_scheduled_sampling_always_feeds_the_previous_prediction(cell: str, feed: bool) -> None:
+    model, batch = tiny_model(cell, "bahdanau", feed), toy_batch()
+    sampled = model(batch, sample_prob=1.0, generator=torch.Generator().manual_seed(0))
+    enc = model.encode(batch.src, batch.src_lengths)
+    state = model.init_state(enc)
+    prev, steps = batch.tgt_in[:, 0], []
+    for _ in range(batch.tgt_in.size(1)):
+        log_probs, state, _ = model.decode_step(prev, state, enc)
+        steps.append(log_probs)
+        prev = log_probs.argmax(dim=-1)
+    torch.testing.assert_close(sampled.log_softmax(dim=-1), torch.stack(steps, dim=1),
+                               atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(sampled, model(batch), atol=1e-3)  # it did not teacher-force
+
+
+@torch.no_grad()
+def test_scheduled_sampling_draws_from_the_callers_generator() -> None:
+    model, batch = tiny_model("gru", "bahdanau"), toy_batch()
+    runs = [model(batch, sample_prob=0.5, generator=torch.Generator().manual_seed(s))
+            for s in (3, 3, 4)]
+    torch.testing.assert_close(runs[0], runs[1], atol=0, rtol=0)
+    global_state = torch.get_rng_state()
+    model(batch, sample_prob=0.5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.get_rng_state(), global_state)  # the global stream is untouched
+    assert not torch.equal(runs[0], runs[2])

@@ -37,7 +37,8 @@ def alone(translator: Translator) -> dict[str, str]:
     return {s: t.text for s, t in zip(SENTENCES, out, strict=True)}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(st.sampled_from(range(len(SENTENCES))), min_size=1, max_size=6),
     st.lists(st.sampled_from(SEPARATORS), min_size=7, max_size=7),

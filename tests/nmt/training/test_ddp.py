@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -46,11 +47,38 @@ def worker(rank: int, raw_cfg: dict[str, Any], run_dir: str, dump_dir: str, port
     train(config_from_dict(raw_cfg), Path(run_dir), device_name="cpu")
 
 
-def test_two_cpu_processes_agree(tmp_path: Path, write_toy_corpus, tiny_config) -> None:
+# Every training option that changes the forward pass, with and without scheduled sampling (its
+# step-by-step loop once bypassed DDP, so the ranks' weights drifted apart).
+FORWARD_VARIANTS = {
+    "gru-bahdanau": ({"dropout": 0.1}, {}),
+    "gru-bahdanau-sampling": ({"dropout": 0.1}, {"scheduled_sampling": 0.3}),
+    "lstm-feeding-smoothing": (
+        {"cell": "lstm", "attention": "luong_general", "input_feeding": True, "dropout": 0.1,
+         "emb_dropout": 0.1, "tie_output": False},
+        {"label_smoothing": 0.1},
+    ),
+    "lstm-feeding-smoothing-sampling": (
+        {"cell": "lstm", "attention": "luong_general", "input_feeding": True, "dropout": 0.1,
+         "emb_dropout": 0.1, "tie_output": False},
+        {"label_smoothing": 0.1, "scheduled_sampling": 0.5},
+    ),
+    "rnn-no-attention-sampling": (
+        {"cell": "rnn", "attention": "none", "enc_layers": 2, "dec_layers": 2,
+         "bidirectional": False},
+        {"scheduled_sampling": 0.3},
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(FORWARD_VARIANTS))
+def test_two_cpu_processes_agree(tmp_path: Path, write_toy_corpus, tiny_config,
+                                 variant: str) -> None:
+    model, extra_train = FORWARD_VARIANTS[variant]
     data = write_toy_corpus(n_train=120, n_valid=12)
     max_steps = 3
-    raw = tiny_config(data, model={"dropout": 0.1},
-                      train={"max_steps": max_steps, "valid_every": 0, "valid_metric": "loss"})
+    raw = tiny_config(data, model=model,
+                      train={"max_steps": max_steps, "valid_every": 0, "valid_metric": "loss",
+                             **extra_train})
     run_dir, dump_dir = tmp_path / "run", tmp_path / "dump"
     dump_dir.mkdir()
     context = mp.start_processes(worker, args=(raw, str(run_dir), str(dump_dir), free_port()),

@@ -177,3 +177,34 @@ def test_empty_validation_set_fails_at_start(tmp_path: Path, write_toy_corpus,
     with pytest.raises(TrainingError, match="validation set is empty"):
         train(cfg, tmp_path / "run", device_name="cpu")
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_init_from_starts_from_a_bundle(run_training: RunFactory, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`train.init_from`: the new run starts with the bundle's weights and vocabularies."""
+    _, bundle = run_training(run_dir=tmp_path / "first", train={"epochs": 1})
+    assert bundle is not None
+    first = load_model(bundle)
+    seen: dict[str, torch.Tensor] = {}
+    real_train = trainer_module.Trainer.train
+
+    def capture(self):  # the weights the second run starts with
+        seen.update({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        return real_train(self)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train", capture)
+    _, second = run_training(run_dir=tmp_path / "second",
+                             train={"epochs": 1, "init_from": str(bundle)},
+                             model={"dropout": 0.1})
+    assert second is not None
+    for name, value in first.model.state_dict().items():
+        torch.testing.assert_close(seen[name], value)
+    assert load_model(second).src_tokenizer.model_proto == first.src_tokenizer.model_proto
+
+
+def test_init_from_with_another_model_shape_names_the_key(run_training: RunFactory,
+                                                          tmp_path: Path) -> None:
+    _, bundle = run_training(run_dir=tmp_path / "first", train={"epochs": 1})
+    with pytest.raises(TrainingError, match="model.dec_hidden is 16, this config's is 24"):
+        run_training(run_dir=tmp_path / "second", train={"epochs": 1, "init_from": str(bundle)},
+                     model={"dec_hidden": 24})
