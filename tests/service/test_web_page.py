@@ -51,6 +51,7 @@ def test_translate_as_you_type(live_server):
         # The attention heat-map: one row per output subword, one cell per input subword.
         page.wait_for_selector("#attention tbody tr")
         assert page.locator("#attention-section").is_visible()
+        assert page.locator("#attention-scale").is_visible()  # the colour scale is shown too
         assert page.locator("#attention thead th").count() > 1
         assert page.locator("#error").text_content() == ""
         assert errors == []
