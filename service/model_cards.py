@@ -59,7 +59,11 @@ def card_summary(path: Path) -> str | None:
     except OSError:
         return None
     paragraph: list[str] = []
-    for line in text.splitlines():
+    lines = text.splitlines()
+    if lines and lines[0].strip() == "---":  # YAML front matter (Hugging Face's card metadata)
+        end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() == "---"), 0)
+        lines = lines[end + 1 :]
+    for line in lines:
         stripped = line.strip()
         if not stripped:
             if paragraph:

@@ -43,3 +43,9 @@ def test_description_from_domains_without_a_card(tmp_path):
     assert "no model card" in read_card(tmp_path, src="de", tgt="en", domains=[],
                                         metadata={}).description
     assert read_card(None, src="de", tgt="en", domains=[], metadata={}).file_bytes is None
+
+
+def test_front_matter_is_not_the_summary(tmp_path):
+    card = tmp_path / "MODEL_CARD.md"
+    card.write_text("---\nlanguage:\n- de\nlicense: mit\n---\n\n# Model card\n\nFor letters.\n")
+    assert card_summary(card) == "For letters."
