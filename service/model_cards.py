@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from service.languages import language_name
 from service.settings import BUNDLE_WEIGHTS
 
@@ -29,6 +31,9 @@ _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 @dataclass(frozen=True)
 class ModelCard:
     description: str  # what the model is for, one paragraph of plain text
+    # From the card's Hugging Face metadata (model-index): "<dataset> <split>" -> metric name
+    # -> value, e.g. {"Multi30k task 1 test_2016_flickr test": {"BLEU (beam 5)": 41.2}}.
+    scores: dict[str, dict[str, float]]
     file_bytes: int | None  # size of model.pt; None when there is no bundle directory (tests)
     parameters: int | None  # from the bundle's metadata, when recorded
 
@@ -42,6 +47,7 @@ def read_card(bundle_dir: Path | None, *, src: str, tgt: str, domains: list[str]
     parameters = metadata.get("parameters")
     return ModelCard(
         description=summary or describe_domains(src, tgt, domains),
+        scores=card_scores(bundle_dir / MODEL_CARD) if bundle_dir is not None else {},
         file_bytes=weights.stat().st_size if weights is not None and weights.is_file() else None,
         parameters=parameters if isinstance(parameters, int) else None,
     )
@@ -80,6 +86,31 @@ def card_summary(path: Path) -> str | None:
     if len(plain) > _MAX_DESCRIPTION:
         plain = plain[:_MAX_DESCRIPTION - 1].rsplit(" ", 1)[0] + "…"
     return plain
+
+
+def card_scores(path: Path) -> dict[str, dict[str, float]]:
+    """The metric values of the card's model-index metadata; {} without (or with bad) metadata."""
+    try:
+        with path.open("rb") as f:
+            text = f.read(_MAX_CARD_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return {}
+    if not text.startswith("---"):
+        return {}
+    try:
+        meta = yaml.safe_load(text.split("---", 2)[1])
+        scores: dict[str, dict[str, float]] = {}
+        for index in meta.get("model-index", []):
+            for result in index.get("results", []):
+                dataset = result.get("dataset", {})
+                name = f"{dataset.get('name', '?')} {dataset.get('split', '')}".strip()
+                for metric in result.get("metrics", []):
+                    if isinstance(metric.get("value"), (int, float)):
+                        label = str(metric.get("name") or metric.get("type"))
+                        scores.setdefault(name, {})[label] = float(metric["value"])
+        return scores
+    except (yaml.YAMLError, AttributeError, TypeError, IndexError):
+        return {}
 
 
 def describe_domains(src: str, tgt: str, domains: list[str]) -> str:

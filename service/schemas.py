@@ -151,7 +151,8 @@ class ModelResponse(BaseModel):
     description: str  # what it is for: the model card's summary, or from its domains
     domains: list[str]  # what POST /v1/translate takes as `domain`; [] without tags
     default_domain: str | None
-    scores: dict[str, Any] | None  # validation scores from the bundle (metadata.valid_scores)
+    # validation scores from the bundle (metadata.valid_scores), else the model card's metadata
+    scores: dict[str, Any] | None
     size: ModelSize
     has_attention: bool
     max_input_tokens: int

@@ -21,7 +21,8 @@ async def list_models(registry: RegistryDep) -> Any:
         ModelResponse(
             name=e.name, source=e.pair[0], target=e.pair[1], default=registry.is_default(e),
             description=e.card.description, domains=list(e.domains),
-            default_domain=e.default_domain, scores=_scores(e.translator.metadata),
+            default_domain=e.default_domain,
+            scores=_scores(e.translator.metadata) or e.card.scores or None,
             size=ModelSize(file_bytes=e.card.file_bytes, parameters=e.card.parameters),
             has_attention=e.translator.has_attention,
             max_input_tokens=e.translator.max_input_tokens,

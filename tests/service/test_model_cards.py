@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.model_cards import card_summary, describe_domains, read_card
+from service.model_cards import card_scores, card_summary, describe_domains, read_card
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,3 +49,9 @@ def test_front_matter_is_not_the_summary(tmp_path):
     card = tmp_path / "MODEL_CARD.md"
     card.write_text("---\nlanguage:\n- de\nlicense: mit\n---\n\n# Model card\n\nFor letters.\n")
     assert card_summary(card) == "For letters."
+
+
+def test_scores_come_from_the_card_metadata():
+    card = REPO / "models" / "multi30k-de-en" / "MODEL_CARD.md"
+    scores = card_scores(card)
+    assert scores["Multi30k task 1 test_2016_flickr test"]["BLEU (beam 5)"] == 41.2
