@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from service.batching import DecodeOptions
+from service.batching import BatchResult, DecodeOptions
 from service.deps import RegistryDep, SettingsDep, require_access
 from service.errors import ApiError
 from service.limits import check_texts
@@ -73,13 +73,7 @@ async def translate(req: TranslateRequest, settings: SettingsDep, registry: Regi
             attention=attention,
             warnings=list(tr.warnings) or None,
         ))
-    return TranslateResponse(
-        model=entry.name, domain=options.domain, source=req.source, target=req.target,
-        results=results,
-        timing=Timing(queue_ms=round(result.queue_s * 1000, 3),
-                      compute_ms=round(result.compute_s * 1000, 3),
-                      total_ms=round((time.perf_counter() - start) * 1000, 3),
-                      batch_texts=result.batch_texts))
+    return _response(req, entry, options, results, result, start)
 
 
 async def _translate_html(req: TranslateRequest, entry: ModelEntry, options: DecodeOptions,
@@ -90,6 +84,11 @@ async def _translate_html(req: TranslateRequest, entry: ModelEntry, options: Dec
                           candidates=[CandidateResponse(text=c) for c in cands]
                           if req.nbest > 1 else [])
                for cands in outputs]
+    return _response(req, entry, options, results, result, start)
+
+
+def _response(req: TranslateRequest, entry: ModelEntry, options: DecodeOptions,
+              results: list[TextResult], result: BatchResult, start: float) -> TranslateResponse:
     return TranslateResponse(
         model=entry.name, domain=options.domain, source=req.source, target=req.target,
         results=results,
