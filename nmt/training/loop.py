@@ -19,7 +19,7 @@ import platform
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -32,40 +32,13 @@ from nmt.checkpoint import training_checkpoint
 from nmt.config import LoopConfig
 from nmt.training.distributed import DistInfo, barrier, broadcast
 from nmt.training.logbook import Logbook
-from nmt.training.rotation import list_step_checkpoints, save_step
+from nmt.training.progress import LogWindow, Position, TrainingError, TrainingInterrupted
+from nmt.training.rotation import save_step
 from nmt.training.schedule import LRSchedule
 
 log = logging.getLogger(__name__)
+__all__ = ["Position", "TrainingError", "TrainingInterrupted", "TrainingLoop"]
 ModelT = TypeVar("ModelT", bound=nn.Module)
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss with nan_policy=stop, ...)."""
-
-
-@dataclass
-class Position:
-    """Where the run is; saved in every checkpoint so `--resume` continues exactly."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0  # index of the next batch of `epoch` to train on
-    since_best: int = 0  # validations without improvement (early stopping)
-    best_score: float | None = None
-    best_step: int = 0
-    skipped_batches: int = 0
-    train_seconds: float = 0.0
-    validated_step: int = -1  # last step checkpointed by a validation
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any], aliases: dict[str, str]) -> Position:
-        """A stored position; `aliases` maps older key names (an LM's "window") to fields."""
-        known = {f.name for f in fields(cls)}
-        renamed = {aliases.get(k, k): v for k, v in raw.items()}
-        unknown = sorted(set(renamed) - known)
-        if unknown:
-            raise TrainingError(f"cannot resume: unknown position entries {unknown}")
-        return cls(**renamed)
 
 
 @dataclass(frozen=True)
@@ -92,34 +65,6 @@ class EpochBatches:
 
     count: int  # batches in the whole epoch (the progress bar's total)
     batches: Iterator[Any]  # those from Position.batch_in_epoch to the end
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or a SIGTERM the CLI turned into one) stopped the run: where it stopped, and
-    which checkpoint `--resume` continues from."""
-
-    def __init__(self, run_dir: Path, position: Position, *, command: str = "nmt train"):
-        self.run_dir = run_dir
-        self.position = position
-        self.command = command
-        found = list_step_checkpoints(run_dir / "checkpoints")
-        self.checkpoint: tuple[int, Path] | None = found[-1] if found else None
-        super().__init__(self.describe())
-
-    def describe(self) -> str:
-        pos = self.position
-        where = (f"stopped at step {pos.step} (epoch {pos.epoch + 1}, "
-                 f"{pos.batch_in_epoch} batches into it)")
-        resume = f"`{self.command} --resume {self.run_dir}`"
-        if self.checkpoint is None:
-            return (f"{where}; no checkpoint was written yet (one is written at every "
-                    f"validation: each train.valid_every steps, or each epoch's end), so "
-                    f"{resume} would start from scratch")
-        step, path = self.checkpoint
-        lost = pos.step - step
-        behind = "the step it stopped at" if lost <= 0 else f"{lost} steps before that"
-        return (f"{where}; the newest checkpoint is {path} (step {step}, {behind}): "
-                f"{resume} continues from it")
 
 
 def device_name(device: torch.device) -> str:
@@ -378,7 +323,7 @@ class TrainingLoop(ABC, Generic[ModelT]):
                     continue
                 self.pos.step += 1
                 self.pos.train_seconds += time.perf_counter() - step_start
-                window.add(stats)
+                window.add(stats.loss, stats.nll, stats.tokens)
                 lr = self.schedule.step(self.pos.step)
                 if self.pos.step % t.log_every == 0 or self.pos.step == 1:
                     self.log_window(window, lr, stats.grad_norm, bar)
@@ -412,26 +357,3 @@ class TrainingLoop(ABC, Generic[ModelT]):
                 "tokens_per_s": tok_s, "grad_norm": grad_norm,
             })
         window.reset()
-
-
-@dataclass
-class LogWindow:
-    """Sums over the steps since the last train log line."""
-
-    loss: float = 0.0
-    nll: float = 0.0
-    tokens: int = 0
-    start: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def add(self, stats: StepStats) -> None:
-        self.loss += stats.loss
-        self.nll += stats.nll
-        self.tokens += stats.tokens
-
-    def reset(self) -> None:
-        self.loss = self.nll = 0.0
-        self.tokens = 0
-        self.start = time.perf_counter()
