@@ -30,6 +30,7 @@ BUNDLE_WEIGHTS = "model.pt"
 # What each stored `kind` is, for messages; the loaders check it before anything else.
 TRANSLATION_KINDS = ("bundle", "checkpoint")
 LM_KINDS = ("lm", "lm-checkpoint")
+TRAINING_CHECKPOINT_KINDS = ("checkpoint", "lm-checkpoint")
 KIND_NAMES = {
     "bundle": "a translation model bundle",
     "checkpoint": "a translation training checkpoint",
@@ -149,6 +150,43 @@ def check_kind(obj: dict[str, Any], path: Path, *, expected: tuple[str, ...], ne
             f"{path}: unknown kind {kind!r}; {needed_by} needs {wanted}"
         )
     raise CheckpointError(f"{path} is {found}; {needed_by} needs {wanted} ({hint})")
+
+
+def training_checkpoint(
+    *,
+    kind: str,
+    config: dict[str, Any],
+    model: dict[str, torch.Tensor],
+    optimizer: dict[str, Any],
+    schedule: dict[str, Any],
+    position: dict[str, Any],
+    rng: dict[str, torch.Tensor],
+    metadata: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The dict a training checkpoint file holds (what `--resume` reads back).
+
+    Args:
+        kind: "checkpoint" (translation) or "lm-checkpoint".
+        position: the loop's Position as a dict (step, epoch, batch_in_epoch, ...).
+        rng: generator states by name ("torch", "cuda", and the task's own, e.g. "sampling").
+        extra: the task's own top-level entries (SentencePiece models, a vocabulary, the
+            LM's carried state).
+    """
+    if kind not in TRAINING_CHECKPOINT_KINDS:
+        raise ValueError(f"not a training checkpoint kind: {kind!r}")
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "config": config,
+        "model": model,
+        "optimizer": optimizer,
+        "schedule": schedule,
+        "position": position,
+        "rng": rng,
+        **(extra or {}),
+        "metadata": metadata,
+    }
 
 
 @dataclass

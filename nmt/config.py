@@ -135,12 +135,19 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class LoopConfig:
+    """What the one training loop reads (nmt.training.loop): optimiser, learning-rate schedule,
+    budgets, validation cadence, early stopping, checkpoints and logging.
+
+    `TrainConfig` and the LMs' `LMTrainConfig` extend it, so their YAML keys stay flat
+    (`train.lr`); a task whose defaults differ re-declares just those fields.
+    """
+
     seed: int = 1234
-    max_tokens: int = field(default=4000, metadata=_range(1, None))  # target tokens per batch
-    max_sentences: int = field(default=512, metadata=_range(1, None))
     epochs: int = field(default=30, metadata=_range(1, None))
     max_steps: int = field(default=0, metadata=_range(0, None))  # 0: no limit
+    # Training time (optimizer steps, not validation); checked after each step. 0: no limit.
+    max_minutes: float = field(default=0.0, metadata=_range(0.0, None))
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = field(default=1e-3, metadata=_range(0.0, 10.0))
     weight_decay: float = field(default=0.0, metadata=_range(0.0, 1.0))
@@ -151,18 +158,24 @@ class TrainConfig:
     plateau_patience: int = field(default=1, metadata=_range(0, None))
     min_lr: float = field(default=1e-5, metadata=_range(0.0, None))
     clip_norm: float = field(default=1.0, metadata=_range(0.0, None))  # 0: no clipping
-    label_smoothing: float = field(default=0.1, metadata=_range(0.0, 0.99))
-    scheduled_sampling: float = field(default=0.0, metadata=_range(0.0, 1.0))
     valid_every: int = field(default=0, metadata=_range(0, None))  # steps; 0: each epoch
-    valid_metric: Literal["bleu", "loss"] = "bleu"
-    valid_beam: int = field(default=1, metadata=_range(1, 64))
     patience: int = field(default=8, metadata=_range(0, None))  # validations; 0: never stop early
     keep_last: int = field(default=3, metadata=_range(1, None))
+    log_every: int = field(default=100, metadata=_range(1, None))
+    num_threads: int = field(default=0, metadata=_range(0, None))  # CPU threads; 0: torch default
+
+
+@dataclass(frozen=True)
+class TrainConfig(LoopConfig):
+    max_tokens: int = field(default=4000, metadata=_range(1, None))  # target tokens per batch
+    max_sentences: int = field(default=512, metadata=_range(1, None))
+    label_smoothing: float = field(default=0.1, metadata=_range(0.0, 0.99))
+    scheduled_sampling: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    valid_metric: Literal["bleu", "loss"] = "bleu"
+    valid_beam: int = field(default=1, metadata=_range(1, 64))
     average_last: int = field(default=0, metadata=_range(0, None))  # bundle averages last N ckpts
     bundle_dtype: Literal["float32", "float16"] = "float32"  # float16 halves the bundle's size
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    log_every: int = field(default=100, metadata=_range(1, None))
-    num_threads: int = field(default=0, metadata=_range(0, None))  # CPU threads; 0: torch default
     nan_policy: Literal["stop", "skip"] = "stop"
     # A bundle or checkpoint whose weights and SentencePiece models start this run (fine-tuning,
     # or continuing a run whose checkpoints are gone); optimizer and schedule start fresh.
@@ -428,6 +441,7 @@ __all__ = [
     "TrainCorpusConfig",
     "DataConfig",
     "DecodeConfig",
+    "LoopConfig",
     "ModelConfig",
     "TokenizerConfig",
     "TrainConfig",

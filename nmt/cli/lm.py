@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 from pathlib import Path
 
 TRAIN_HELP = """\
@@ -54,11 +55,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from nmt.cli import CommandError, check_device, load_with_overrides
+    from nmt.cli import CommandError, Interrupted, check_device, load_with_overrides
     from nmt.lm.config import load_lm_config
     from nmt.lm.run import resume_lm_config, train_lm
     from nmt.lm.trainer import LMTrainingError
     from nmt.runtime import setup_logging
+    from nmt.training.run import TrainingInterrupted
     from nmt.training.trainer import TrainingError
 
     setup_logging(args.verbose)
@@ -74,6 +76,8 @@ def run_train(args: argparse.Namespace) -> None:
         bundle = train_lm(cfg, run_dir, device_name=args.device, resume=args.resume is not None)
     except (LMTrainingError, TrainingError) as err:
         raise CommandError(str(err)) from err
+    except TrainingInterrupted as stop:  # the loop's report: where it stopped, where to resume
+        raise Interrupted(f"SIGINT received: {stop}", signal.SIGINT) from stop
     print(f"LM bundle: {bundle}")
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
-from nmt.config import ConfigError, _range, build_config, read_yaml
+from nmt.config import ConfigError, LoopConfig, _range, build_config, read_yaml
 
 
 @dataclass(frozen=True)
@@ -48,30 +48,21 @@ class LMModelConfig:
 
 
 @dataclass(frozen=True)
-class LMTrainConfig:
-    seed: int = 1234
-    batch_size: int = field(default=32, metadata=_range(1, None))  # parallel streams B
-    bptt: int = field(default=100, metadata=_range(1, None))  # tokens per window (backprop depth)
-    random_bptt: bool = False  # AWD-LSTM style: vary window lengths around `bptt`
+class LMTrainConfig(LoopConfig):
+    # The loop's settings (nmt.config.LoopConfig) with the defaults an LM wants.
     epochs: int = field(default=10, metadata=_range(1, None))
-    max_steps: int = field(default=0, metadata=_range(0, None))  # 0: no limit
-    max_minutes: float = field(default=0.0, metadata=_range(0.0, None))  # 0: no time limit
-    optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = field(default=2e-3, metadata=_range(0.0, 10.0))
-    weight_decay: float = field(default=0.0, metadata=_range(0.0, 1.0))
-    adam_betas: tuple[float, float] = (0.9, 0.999)
     scheduler: Literal["plateau", "constant"] = "plateau"
-    warmup_steps: int = field(default=0, metadata=_range(0, None))
-    plateau_factor: float = field(default=0.5, metadata=_range(0.01, 0.99))
     plateau_patience: int = field(default=0, metadata=_range(0, None))
-    min_lr: float = field(default=1e-5, metadata=_range(0.0, None))
     clip_norm: float = field(default=0.25, metadata=_range(0.0, None))  # 0: no clipping
-    valid_every: int = field(default=0, metadata=_range(0, None))  # steps; 0: each epoch
-    valid_batch_size: int = field(default=16, metadata=_range(1, None))
     patience: int = field(default=3, metadata=_range(0, None))  # validations; 0: never stop early
     keep_last: int = field(default=2, metadata=_range(1, None))
     log_every: int = field(default=50, metadata=_range(1, None))
-    num_threads: int = field(default=0, metadata=_range(0, None))  # CPU threads; 0: torch default
+    # The LM's own.
+    batch_size: int = field(default=32, metadata=_range(1, None))  # parallel streams B
+    bptt: int = field(default=100, metadata=_range(1, None))  # tokens per window (backprop depth)
+    random_bptt: bool = False  # AWD-LSTM style: vary window lengths around `bptt`
+    valid_batch_size: int = field(default=16, metadata=_range(1, None))
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,9 @@ def train_lm(cfg: LMConfig, run_dir: Path, *, device_name: str | None = None,
                 log.warning("no checkpoint in %s yet: starting from scratch", run_dir)
             else:
                 trainer.restore(ckpt)
-        return trainer.train()
+        bundle = trainer.train()
+        assert bundle is not None  # one process: always rank 0
+        return bundle
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()

@@ -1,1 +1,2 @@
-"""Training: loss, optimisation schedule, checkpoint rotation and the Trainer."""
+"""Training: loss, optimisation schedule, checkpoint rotation, the one training loop and the
+translation task."""

@@ -15,39 +15,14 @@ from nmt.models.seq2seq import build_model
 from nmt.runtime import pick_device, seed_everything, set_threads
 from nmt.training.distributed import DistInfo, barrier, init_distributed, shutdown
 from nmt.training.logbook import summary_writer_class
-from nmt.training.rotation import list_step_checkpoints, load_latest, remove_stale_temp_files
-from nmt.training.trainer import Position, Trainer, TrainingError
+from nmt.training.loop import TrainingInterrupted
+from nmt.training.rotation import load_latest, remove_stale_temp_files
+from nmt.training.trainer import Trainer, TrainingError
 
 log = logging.getLogger(__name__)
+__all__ = ["TrainingInterrupted", "check_run_dir", "resume_config", "train"]
 MIN_FREE_BYTES = 200 * 2**20  # a few checkpoints of the default model, with room to spare
 CONFIG_FILE = "config.yaml"
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or a SIGTERM the CLI turned into one) stopped the run: where it stopped, and
-    which checkpoint `nmt train --resume` continues from."""
-
-    def __init__(self, run_dir: Path, position: Position):
-        self.run_dir = run_dir
-        self.position = position
-        found = list_step_checkpoints(run_dir / "checkpoints")
-        self.checkpoint: tuple[int, Path] | None = found[-1] if found else None
-        super().__init__(self.describe())
-
-    def describe(self) -> str:
-        pos = self.position
-        where = (f"stopped at step {pos.step} (epoch {pos.epoch + 1}, "
-                 f"{pos.batch_in_epoch} batches into it)")
-        resume = f"`nmt train --resume {self.run_dir}`"
-        if self.checkpoint is None:
-            return (f"{where}; no checkpoint was written yet (one is written at every "
-                    f"validation: each train.valid_every steps, or each epoch's end), so "
-                    f"{resume} would start from scratch")
-        step, path = self.checkpoint
-        lost = pos.step - step
-        behind = "the step it stopped at" if lost <= 0 else f"{lost} steps before that"
-        return (f"{where}; the newest checkpoint is {path} (step {step}, {behind}): "
-                f"{resume} continues from it")
 
 
 def init_weights(model: torch.nn.Module, cfg: Config, path: str) -> None:
@@ -190,9 +165,4 @@ def _train(
             log.warning("no checkpoint in %s yet: starting from scratch", run_dir)
         if cfg.train.init_from is not None:
             init_weights(model, cfg, cfg.train.init_from)
-    try:
-        return trainer.train()
-    except KeyboardInterrupt as interrupt:
-        if isinstance(interrupt, TrainingInterrupted):
-            raise
-        raise TrainingInterrupted(run_dir, trainer.pos) from interrupt
+    return trainer.train()  # a Ctrl-C comes out as TrainingInterrupted, the report

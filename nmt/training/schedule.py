@@ -10,11 +10,11 @@ import math
 
 from torch.optim import Optimizer
 
-from nmt.config import TrainConfig
+from nmt.config import LoopConfig
 
 
 class LRSchedule:
-    def __init__(self, optimizer: Optimizer, cfg: TrainConfig):
+    def __init__(self, optimizer: Optimizer, cfg: LoopConfig):
         self.optimizer = optimizer
         self.cfg = cfg
         self.scale = 1.0  # plateau decay so far

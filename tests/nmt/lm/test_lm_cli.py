@@ -90,3 +90,27 @@ def test_resume_continues_exactly(capsys, tmp_path: Path, lm_config_file: Path) 
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     assert torch.equal(a["carried_state"]["hidden"], b["carried_state"]["hidden"])
+
+
+def test_ctrl_c_reports_where_lm_training_stopped(capsys, tmp_path: Path, lm_config_file: Path,
+                                                  monkeypatch) -> None:
+    """The shared loop's interrupt report, with the LM's resume command."""
+    from nmt.lm.trainer import LMTrainer
+
+    real_step = LMTrainer.train_step
+
+    def step_until_interrupted(self: LMTrainer, win):
+        if self.pos.step == 12:
+            raise KeyboardInterrupt
+        return real_step(self, win)
+
+    monkeypatch.setattr(LMTrainer, "train_step", step_until_interrupted)
+    run_dir = tmp_path / "run"
+    code, _, err = run(capsys, "lm", "train", "--config", lm_config_file, "--run-dir", run_dir)
+    assert code == 130
+    newest = run_dir / "checkpoints" / "step_00000010.pt"
+    assert newest.is_file()
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("nmt lm: SIGINT received: stopped at step 12 (epoch 1, 12 ")
+    assert f"the newest checkpoint is {newest} (step 10, 2 steps before that)" in line
+    assert f"`nmt lm train --resume {run_dir}` continues from it" in line
