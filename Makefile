@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 BIN := $(VENV)/bin
 
-.PHONY: install install-test serve test lint clean
+.PHONY: install install-test serve test lint clean gpu-wheels
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,3 +50,10 @@ lint: install-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Wheels of the pure-Python/compiled packages a lent GPU machine lacks (its Python 3.12 has torch,
+# sentencepiece, sacrebleu, PyYAML, tqdm, TensorBoard): benchmarks/gpu_check.sh installs them.
+gpu-wheels: | $(BIN)/python
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .whl "sentencex==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("sentencex"))')"

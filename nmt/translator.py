@@ -6,6 +6,7 @@ token-budget batches, greedy or beam search under `torch.inference_mode()`, and 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import logging
@@ -38,6 +39,8 @@ from nmt.tokenization import Tokenizer
 log = logging.getLogger(__name__)
 
 QUANTIZE_MODES = ("int8",)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class TranslatorError(ValueError):
@@ -138,7 +141,11 @@ class Translator:
     """
 
     def __init__(self, model: Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
-                 config: Config, metadata: dict[str, Any] | None = None):
+                 config: Config, metadata: dict[str, Any] | None = None,
+                 precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise TranslatorError(f"precision must be one of {list(PRECISIONS)}, got "
+                                  f"{precision!r}")
         self.model = model.eval()
         self.src_tokenizer = src_tokenizer
         self.tgt_tokenizer = tgt_tokenizer
@@ -155,13 +162,26 @@ class Translator:
         self.max_input_tokens: int = config.data.max_len - (1 if self.domains else 0)
         param = next(model.parameters(), None)
         self.device = param.device if param is not None else torch.device("cpu")
+        if precision == "auto":
+            precision = ("bf16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+                         else "fp32")
+        if precision != "fp32" and self.device.type != "cuda":
+            raise TranslatorError(f"precision {precision} needs a CUDA device; the CPU decodes "
+                                  "in fp32 (or int8 with --quantize)")
+        # Decoding under autocast on CUDA: matrix products and the RNNs in bf16/fp16, while
+        # log-softmax and the beam's score sums stay float32 (autocast's own policy).
+        self.precision: str = precision
         self._lock = threading.Lock()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu",
-                        quantize: str | None = None, num_threads: int | None = None
-                        ) -> Translator:
-        """Loads a bundle directory or a checkpoint `.pt` (CheckpointError names a bad file)."""
+                        quantize: str | None = None, num_threads: int | None = None,
+                        precision: str = "auto") -> Translator:
+        """Loads a bundle directory or a checkpoint `.pt` (CheckpointError names a bad file).
+
+        precision: "auto" (bf16 autocast on a CUDA device that supports it, else fp32),
+        "fp32", "bf16" or "fp16" (the last two on CUDA only).
+        """
         if quantize is not None and torch.device(device).type != "cpu":
             raise TranslatorError("int8 quantisation runs on the CPU only; use --device cpu")
         set_threads(num_threads)
@@ -170,7 +190,9 @@ class Translator:
         metadata = dict(loaded.metadata)
         if quantize is not None:
             metadata["quantized"] = quantize
-        return cls(model, loaded.src_tokenizer, loaded.tgt_tokenizer, loaded.config, metadata)
+        return cls(model, loaded.src_tokenizer, loaded.tgt_tokenizer, loaded.config, metadata,
+                   precision="fp32" if precision == "auto" and torch.device(device).type != "cuda"
+                   else precision)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Source subword counts (what `max_input_tokens` and batching are measured in)."""
@@ -300,8 +322,11 @@ class Translator:
                                 seed=None)
         min_len = dec.min_len if min_len is None else min_len
         out: list[list[Hypothesis]] = [[] for _ in unit_ids]
-        with torch.inference_mode(), tqdm(total=len(unit_ids), disable=not progress,
-                                          unit="sent", file=sys.stderr, leave=False) as bar:
+        autocast = (torch.autocast("cuda", dtype=_AUTOCAST[self.precision])
+                    if self.precision != "fp32" else contextlib.nullcontext())
+        with torch.inference_mode(), autocast, tqdm(total=len(unit_ids), disable=not progress,
+                                                    unit="sent", file=sys.stderr,
+                                                    leave=False) as bar:
             for indices in batches:
                 batch = make_source_batch([unit_ids[i] for i in indices]).to(self.device)
                 enc = self.model.encode(batch.src, batch.src_lengths)
