@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from nmt.bundle_checks import bundle_data_problem, model_problem
 from nmt.config import Config, ConfigError, config_from_dict
 from nmt.models.seq2seq import Seq2Seq, build_model
 from nmt.tokenization import Tokenizer, TokenizerError
@@ -232,6 +233,8 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Loade
         needed_by="translation (nmt translate, evaluate, serve, export)",
         hint="`nmt lm sample`, `nmt lm evaluate` and `nmt translate --lm` read LM bundles",
     )
+    if (problem := bundle_data_problem(obj)) is not None:
+        raise CheckpointError(f"{weights_path}: {problem}")
     try:
         config = config_from_dict(obj["config"])
     except (ConfigError, KeyError, TypeError) as err:
@@ -243,6 +246,9 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Loade
         raise CheckpointError(
             f"{weights_path}: SentencePiece model missing or invalid: {err}"
         ) from err
+    if (problem := model_problem(config, obj["model"], src_vocab_size=src_tok.vocab_size,
+                                 tgt_vocab_size=tgt_tok.vocab_size)) is not None:
+        raise CheckpointError(f"{weights_path}: {problem}")
     model = build_model(
         config.model, src_vocab_size=src_tok.vocab_size, tgt_vocab_size=tgt_tok.vocab_size
     )

@@ -7,6 +7,7 @@ a wrong type, a bad choice or an out-of-range value, naming the key and what is 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
+
+from nmt.safe_yaml import safe_yaml_load
 
 # PyYAML follows YAML 1.1, which reads `5e-4` (no dot) as a string; users mean a number.
 _EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -312,6 +315,8 @@ def _coerce(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     elif tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
@@ -403,7 +408,9 @@ def read_yaml(path: str | Path) -> Any:
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
     try:
-        return yaml.safe_load(text) or {}
+        # Anchors and aliases are refused: a 400-byte "billion laughs" file would otherwise
+        # expand to gigabytes when the config is copied.
+        return safe_yaml_load(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(err)}") from err
 

@@ -124,6 +124,8 @@ class TranslationModel(Protocol):
 
     def count_tokens(self, texts: list[str]) -> list[int]: ...
 
+    def count_units(self, texts: Sequence[str]) -> int: ...
+
     def translate(self, texts: list[str], *, beam_size: int | None = None, nbest: int = 1,
                   length_penalty: float | None = None, return_attention: bool = False,
                   domain: str | None = None, align: bool = False, terms: Sequence[str] = (),

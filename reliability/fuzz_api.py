@@ -365,8 +365,13 @@ def fuzz_live(bundle: Path, *, examples: int, rounds: int, seed: int, log_dir: P
     rng = random.Random(seed)
     want = expected_probe(bundle)
     for name, env, cases in [
-        ("open", {"NMT_MAX_WAIT_MS": "2"}, hostile_requests),
-        ("keys", {"NMT_API_KEYS": API_KEY}, key_requests),
+        # The odd texts must translate: "long-word" ("a" x 4000) is past the default cost
+        # limits, which tests/service/test_cost.py covers, so this server allows more.
+        ("open", {"NMT_MAX_WAIT_MS": "2", "NMT_MAX_TEXT_TOKENS": "5000",
+                  "NMT_MAX_REQUEST_TOKENS": "20000", "NMT_MAX_DECODE_STEPS": "1000000"},
+         hostile_requests),
+        # Wrong keys are fuzzed here; their rate limit (429) is tested in tests/service.
+        ("keys", {"NMT_API_KEYS": API_KEY, "NMT_AUTH_FAILURES_PER_MINUTE": "0"}, key_requests),
     ]:
         proc, url = start_server(bundle, log_dir / f"server-{name}.log", env)
         try:

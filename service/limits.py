@@ -1,7 +1,9 @@
-"""Service: request limits: body size (before the body is read), texts and characters."""
+"""Service: request limits: body size and read deadline (while the body is read), texts and
+characters. What the texts will cost the model is priced in service/cost.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.exceptions import HTTPException
@@ -69,6 +71,62 @@ class BodySizeLimitMiddleware:
             if started:
                 raise
             await _send_error(send, 413, exc.detail)
+
+
+class BodyTimeout(HTTPException):
+    """Raised from `receive` when the body has not fully arrived by its deadline (an
+    HTTPException, as BodyTooLarge is). The connection is closed after the 408: the rest of the
+    body is never read."""
+
+    def __init__(self, timeout_s: float):
+        super().__init__(408, f"request body not received within {timeout_s:g} s "
+                              "(NMT_BODY_TIMEOUT_S)", headers={"Connection": "close"})
+
+
+class BodyTimeoutMiddleware:
+    """Answers 408 when a request's whole body has not arrived within `timeout_s` of its head.
+
+    A client trickling a byte a second would otherwise hold its connection, and a translation
+    request its place among the arrivals that a batch waits for, as long as it likes. The request
+    head itself is bounded by the HTTP protocol (service/transport.py).
+    """
+
+    def __init__(self, app: ASGIApp, *, timeout_s: float):
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        body_done = False
+        started = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done
+            if body_done:  # later reads only wait for a disconnect: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+                raise BodyTimeout(self.timeout_s) from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracking_send)
+        except BodyTimeout as exc:
+            if started:
+                raise
+            await _send_error(send, exc.status_code, exc.detail)
 
 
 async def _send_error(send: Send, status: int, message: str) -> None:

@@ -19,11 +19,12 @@ from service.access import AccessGuard
 from service.batching import Arrivals, ArrivalsMiddleware
 from service.detect import LanguageDetector
 from service.errors import install_error_handlers
-from service.limits import BodySizeLimitMiddleware
+from service.limits import BodyTimeoutMiddleware
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.registry import ModelRegistry
-from service.routers import libretranslate, models, ops, translations, web
+from service.routers import documents, libretranslate, models, ops, translations, web
 from service.settings import ServiceSettings
+from service.uploads import UploadBodyLimitMiddleware
 
 logger = logging.getLogger("service")
 
@@ -31,15 +32,20 @@ DESCRIPTION = """\
 Neural machine translation over HTTP.
 
 * **LibreTranslate-compatible**: `POST /translate`, `POST /detect`, `GET /languages`,
-  `GET /frontend/settings`, `POST /suggest` (disabled); existing LibreTranslate clients work
+  `GET /frontend/settings`, `POST /suggest` (disabled), `POST /translate_file` and
+  `GET /download_file/<name>` (documents); existing LibreTranslate clients work
   unchanged. Fields come as JSON, as a form, or in the query string.
 * **Native**: `POST /v1/translate` (batches, a model and domain by name, beam size, n-best,
-  scores, attention), `GET /v1/models` (what each model is for, its domains, scores and size).
+  scores, attention), `POST /v1/documents` (a file in, the translated file out),
+  `GET /v1/models` (what each model is for, its domains, scores and size).
 * **Operations**: `GET /health`, `GET /ready`, `GET /metrics` (Prometheus).
 
-Errors are `{"error": "..."}`. 400: bad input; 403: bad API key; 413: body too large;
-422: body does not match the schema; 429: rate limit (Retry-After); 503: not ready or too many
-texts waiting (Retry-After); 504: the request passed its timeout (NMT_REQUEST_TIMEOUT_S).
+Errors are `{"error": "..."}`. 400: bad input; 403: bad API key; 408: the body arrived too
+slowly (NMT_BODY_TIMEOUT_S); 413: body too large, or texts that would cost the model more than a
+cost limit allows (source subwords, sentences, decoding steps; the message names the setting);
+422: body does not match the schema; 429: rate limit, or too many wrong API keys from one
+address (Retry-After); 503: not ready or too many texts waiting (Retry-After); 504: the request
+passed its timeout (NMT_REQUEST_TIMEOUT_S).
 """
 
 
@@ -74,16 +80,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.arrivals = arrivals
-    app.state.guard = AccessGuard(settings.api_keys, settings.rate_limit_per_minute)
+    app.state.guard = AccessGuard(settings.api_keys, settings.rate_limit_per_minute,
+                                  settings.auth_failures_per_minute)
     app.state.detector = LanguageDetector()  # loads its model on first use
     app.state.registry = None
     install_error_handlers(app)
-    for module in (libretranslate, translations, models, ops, web):
+    for module in (libretranslate, translations, documents, models, ops, web):
         app.include_router(module.router)
 
     # Added innermost first: metrics sees every response, the size limit runs before any route.
     app.add_middleware(ArrivalsMiddleware, arrivals=arrivals)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(UploadBodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       max_file_bytes=settings.max_file_bytes)
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["*"])

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger("service")
+
+CLIENT_CLOSED = 499  # nginx's status for a request whose client went away before the answer
 
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -43,7 +49,14 @@ class ServiceMetrics:
 
 
 class MetricsMiddleware:
-    """Counts every HTTP request by its route template (not its raw path, which is unbounded)."""
+    """Counts every HTTP request by its route template (not its raw path, which is unbounded).
+
+    A client that goes away before its response starts (mid-body, say) is no error of ours: the
+    request counts as status 499 ("client closed request", as nginx logs it), is logged once at
+    info, and Starlette's ClientDisconnect stops here instead of becoming a 500 and a traceback.
+    A response the app still sends after the disconnect (FastAPI answers a body it could not
+    read with a 400) reaches nobody and counts as 499 too.
+    """
 
     def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics):
         self.app = app
@@ -55,16 +68,35 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        started = False
+        gone = False  # the client disconnected before the response started
+
+        async def watching_receive() -> Message:
+            nonlocal gone
+            message = await receive()
+            if message["type"] == "http.disconnect" and not started:
+                gone = True
+            return message
 
         async def recording_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                started = True
+                status = CLIENT_CLOSED if gone else message["status"]
             await send(message)
 
         try:
-            await self.app(scope, receive, recording_send)
+            await self.app(scope, watching_receive, recording_send)
+        except ClientDisconnect:
+            gone = True
+            if started:
+                raise  # a response was under way: not a disconnect while reading the request
         finally:
+            if gone and not started:
+                status = CLIENT_CLOSED
+            if status == CLIENT_CLOSED:
+                logger.info("%s %s: the client closed the connection before the response",
+                            scope.get("method", ""), scope.get("path", ""))
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.requests.labels(route, scope.get("method", ""), str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)

@@ -163,3 +163,9 @@ class ModelResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: str
+
+
+class ReadyResponse(BaseModel):
+    status: str
+    # Bundles `nmt serve --skip-bad-models` left out: name -> why; omitted when none were.
+    skipped_models: dict[str, str] | None = None

@@ -43,6 +43,15 @@ class ServiceSettings(BaseSettings):
     max_request_chars: int = Field(default=20_000, ge=1)
     max_texts: int = Field(default=64, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1_024)
+    body_timeout_s: float = Field(default=20.0, gt=0.0)  # the whole body must arrive by then: 408
+
+    # The cost model (service/cost.py), also checked before any work: what the model will do.
+    # Sized so a 5,000-character paragraph of ordinary prose (about 1,500 subwords and 45
+    # sentences for the shipped models) passes with beam 8, and four of them per request.
+    max_text_tokens: int = Field(default=3_000, ge=1)  # source subwords per text
+    max_request_tokens: int = Field(default=8_000, ge=1)  # source subwords per request
+    max_request_units: int = Field(default=500, ge=1)  # model inputs (sentences) per request
+    max_decode_steps: int = Field(default=100_000, ge=1)  # output length caps x beam
 
     # Micro-batching: requests with identical decoding options are merged into one model call.
     batching: bool = True  # false: each request is translated alone (for benchmarks)
@@ -55,9 +64,26 @@ class ServiceSettings(BaseSettings):
     # address, without keys) request rate; 0 means unlimited.
     api_keys: Annotated[list[str], NoDecode] = []
     rate_limit_per_minute: int = Field(default=0, ge=0)
+    # Wrong or missing API keys per client address per minute; beyond, that address gets 429
+    # (right key or not) until its oldest failure is a minute old. 0: unlimited.
+    auth_failures_per_minute: int = Field(default=10, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = []  # empty: CORS off
 
+    # Document translation (/translate_file, /v1/documents): upload size (checked while reading),
+    # characters and text units per document, and the store of results awaiting download
+    # (files_dir; empty: a temporary directory), each deleted once downloaded or after the TTL.
+    max_file_bytes: int = Field(default=10_000_000, ge=1_024)
+    max_document_chars: int = Field(default=500_000, ge=1)
+    max_document_units: int = Field(default=20_000, ge=1)
+    files_dir: str = ""
+    files_ttl_min: float = Field(default=30.0, gt=0.0)
+    files_max_bytes: int = Field(default=1_000_000_000, ge=1_024)  # the store's total size
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Set by `nmt serve --skip-bad-models`: bundles it found unloadable and left out (name ->
+    # why, without paths); /ready lists them.
+    skipped_models: Annotated[dict[str, str], NoDecode] = {}
 
     @field_validator("models", "api_keys", "cors_origins", mode="before")
     @classmethod
@@ -68,6 +94,18 @@ class ServiceSettings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("skipped_models", mode="before")
+    @classmethod
+    def _parse_skipped_models(cls, value: Any) -> Any:
+        """A JSON object, as `nmt serve` writes it."""
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as err:
+                raise ValueError(f"NMT_SKIPPED_MODELS: not a valid JSON object ({err.msg})"
+                                 ) from None
         return value
 
     @field_validator("default_models", mode="before")

@@ -4,18 +4,29 @@ uvicorn builds the app from the string "service.main:create_app" (in every worke
 `nmt` never imports `service`; the options reach the app's settings as NMT_* environment
 variables. Any NMT_* variable already set (e.g. in a Docker image) applies unless an option here
 overrides it.
+
+Before uvicorn starts, every bundle is loaded once here, so that a bad one is one line naming
+it (or, with --skip-bad-models, left out and listed by /ready) rather than a worker's traceback.
+The transport limits are uvicorn's options (see `uvicorn_options`): the h11 protocol, which
+bounds the request head (service/transport.py says why), keep-alive and head deadlines,
+a connection limit, a graceful-shutdown deadline, and forwarded headers trusted only from
+the proxies named.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import json
 import os
 import socket
+import sys
 from pathlib import Path
+from typing import Any
 
 APP_FACTORY = "service.main:create_app"
+HTTP_PROTOCOL = "service.transport:HeadTimeoutH11Protocol"  # h11, with a deadline on heads
 BUNDLE_WEIGHTS = "model.pt"
 
 
@@ -51,7 +62,69 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="allow browser requests from this origin (repeatable; default: none)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                         default=env.get("NMT_LOG_LEVEL", "info"))
+    parser.add_argument("--skip-bad-models", action="store_true",
+                        default=env.get("NMT_SKIP_BAD_MODELS", "").lower() in ("1", "true"),
+                        help="serve the bundles that load and list the others in /ready, "
+                             "instead of stopping at the first bad one (env NMT_SKIP_BAD_MODELS)")
+    parser.add_argument("--max-model-parameters", type=_positive_int, metavar="N",
+                        default=env.get("NMT_MAX_MODEL_PARAMETERS", "200000000"),
+                        help="refuse a bundle whose weights hold more parameters (default: "
+                             "200000000; env NMT_MAX_MODEL_PARAMETERS)")
+    _add_connection_limits(parser.add_argument_group(
+        "connection limits", "uvicorn's transport options; each also an NMT_* variable"))
     parser.set_defaults(run=run)
+
+
+def _add_connection_limits(limits: argparse._ArgumentGroup) -> None:
+    env = os.environ
+    limits.add_argument("--forwarded-allow-ips", metavar="IPS",
+                        default=env.get("NMT_TRUSTED_PROXIES", ""),
+                        help="comma-separated addresses or networks of the reverse proxies whose "
+                             "X-Forwarded-For and X-Forwarded-Proto are trusted (default: none, "
+                             "so the client address is the TCP peer's; env NMT_TRUSTED_PROXIES)")
+    limits.add_argument("--max-header-bytes", type=_positive_int, metavar="N",
+                        default=env.get("NMT_MAX_HEADER_BYTES", "16384"),
+                        help="largest request line plus headers; larger is a 400 and the "
+                             "connection closes (default: 16384; env NMT_MAX_HEADER_BYTES)")
+    limits.add_argument("--keepalive-s", type=_positive_int, metavar="S",
+                        default=env.get("NMT_KEEPALIVE_S", "5"),
+                        help="close a connection idle this long after a response, or whose "
+                             "request head is not complete this long after it opened or its "
+                             "previous response (default: 5; env NMT_KEEPALIVE_S)")
+    limits.add_argument("--max-connections", type=_positive_int, metavar="N",
+                        default=env.get("NMT_MAX_CONNECTIONS", "512"),
+                        help="open connections (or requests in progress) per worker beyond "
+                             "which new requests get 503 (default: 512; env NMT_MAX_CONNECTIONS)")
+    limits.add_argument("--body-timeout-s", type=_positive_float, metavar="S",
+                        help="408 when a request body has not fully arrived this long after its "
+                             "head (default: 20; env NMT_BODY_TIMEOUT_S)")
+    limits.add_argument("--graceful-shutdown-s", type=_positive_int, metavar="S",
+                        default=env.get("NMT_GRACEFUL_SHUTDOWN_S", "30"),
+                        help="on SIGTERM, how long requests in progress may finish before "
+                             "their connections are closed (default: 30; env "
+                             "NMT_GRACEFUL_SHUTDOWN_S)")
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse also applies it to the env defaults above)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text}")
+    return value
 
 
 def settings_env(args: argparse.Namespace) -> dict[str, str]:
@@ -73,20 +146,84 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["NMT_BATCHING"] = "false"
     if args.cors_origin:
         env["NMT_CORS_ORIGINS"] = json.dumps(args.cors_origin)
+    if args.body_timeout_s is not None:
+        env["NMT_BODY_TIMEOUT_S"] = str(args.body_timeout_s)
     return env
 
 
-def check_bundles(models: list[str], models_root: str) -> None:
-    """Fails early, with one clear line, when there is nothing to serve."""
+def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments `run` gives uvicorn.run.
+
+    Forwarded headers are trusted only from `--forwarded-allow-ips` (uvicorn's own default
+    trusts 127.0.0.1, so a client on the same host could pick any address, and with it a fresh
+    rate-limit window, per request). Without trusted proxies uvicorn's proxy-headers middleware is
+    off and the client address is always the TCP peer's.
+    """
+    trusted = [ip.strip() for ip in args.forwarded_allow_ips.split(",") if ip.strip()]
+    return {
+        "factory": True, "host": args.host, "port": args.port, "workers": args.workers,
+        "log_level": args.log_level,
+        "http": HTTP_PROTOCOL,
+        "h11_max_incomplete_event_size": args.max_header_bytes,
+        "timeout_keep_alive": args.keepalive_s,
+        "limit_concurrency": args.max_connections,
+        "timeout_graceful_shutdown": args.graceful_shutdown_s,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted,
+    }
+
+
+def find_bundles(models: list[str], models_root: str) -> list[Path]:
+    """The bundle directories to serve; fails early, with one clear line, when there is none."""
     from nmt.cli import CommandError
 
     for model in models:
         if not (Path(model) / BUNDLE_WEIGHTS).is_file():
             raise CommandError(f"--model {model}: not a model bundle (no {BUNDLE_WEIGHTS} inside)")
-    if not models and not any((p / BUNDLE_WEIGHTS).is_file() for p in Path(models_root).glob("*")):
+    if models:
+        return [Path(m) for m in models]
+    found = sorted(p for p in Path(models_root).glob("*") if (p / BUNDLE_WEIGHTS).is_file())
+    if not found:
         raise CommandError(
             f"no model bundles under {models_root}/ (a bundle is a directory holding "
             f"{BUNDLE_WEIGHTS}, written by `nmt train`); pass --model DIR")
+    return found
+
+
+def check_bundles(bundles: list[Path], *, max_parameters: int, skip_bad: bool
+                  ) -> tuple[list[Path], dict[str, str]]:
+    """Loads each bundle once, as the service will (on the CPU), and drops it again.
+
+    Returns the good bundles and, for each bad one, its name and why (with the bundle's path
+    shortened to its name: /ready shows this). Without `skip_bad`, the first bad bundle is a
+    CommandError naming it; with it, each bad one is a line on stderr, and none good is an error.
+    """
+    from nmt.checkpoint import CheckpointError, load_model
+    from nmt.cli import CommandError
+    from nmt.tokenization import TokenizerError
+
+    good: list[Path] = []
+    skipped: dict[str, str] = {}
+    for bundle in bundles:
+        try:
+            loaded = load_model(bundle)
+            parameters = sum(p.numel() for p in loaded.model.parameters())
+            del loaded
+            gc.collect()  # one bundle in memory at a time
+            if parameters > max_parameters:
+                raise CheckpointError(
+                    f"{bundle / BUNDLE_WEIGHTS}: {parameters} parameters are above the limit of "
+                    f"{max_parameters} (--max-model-parameters, NMT_MAX_MODEL_PARAMETERS)")
+        except (CheckpointError, TokenizerError, OSError) as err:
+            if not skip_bad:
+                raise CommandError(f"cannot serve {bundle}: {err}") from err
+            skipped[bundle.name] = str(err).replace(str(bundle), bundle.name)
+            print(f"warning: skipping model bundle {bundle}: {err}", file=sys.stderr)
+            continue
+        good.append(bundle)
+    if not good:
+        raise CommandError(f"no model bundle could be loaded ({len(skipped)} skipped)")
+    return good, skipped
 
 
 def check_port(host: str, port: int) -> None:
@@ -128,10 +265,14 @@ def run(args: argparse.Namespace) -> None:
     check_port(args.host, args.port)
     env = settings_env(args)
     os.environ.update(env)
-    check_bundles(args.model or _env_list(os.environ.get("NMT_MODELS", "")),
-                  os.environ.get("NMT_MODELS_ROOT", "models"))
+    bundles = find_bundles(args.model or _env_list(os.environ.get("NMT_MODELS", "")),
+                           os.environ.get("NMT_MODELS_ROOT", "models"))
+    good, skipped = check_bundles(bundles, max_parameters=args.max_model_parameters,
+                                  skip_bad=args.skip_bad_models)
+    if skipped:
+        os.environ["NMT_MODELS"] = json.dumps([str(p.resolve()) for p in good])
+        os.environ["NMT_SKIPPED_MODELS"] = json.dumps(skipped)
 
     import uvicorn  # here, not at the top: `nmt --help` and training need no web server
 
-    uvicorn.run(APP_FACTORY, factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level)
+    uvicorn.run(APP_FACTORY, **uvicorn_options(args))

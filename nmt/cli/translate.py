@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from nmt.cli.documents import FORMAT_CHOICES, is_document, run_document
+
 EPILOG = """\
 output:
   One line per input line, in order; an empty input line gives an empty output line.
@@ -17,6 +19,10 @@ examples:
   echo "Ein Mann fährt Fahrrad." | nmt translate --model models/multi30k-de-en
   nmt translate --model runs/x/bundle --input test.de --output hyp.en --beam 5 --nbest 3
   nmt translate --model models/general-de-en --stream       # interactive: one line at a time
+  nmt translate --model models/multi30k-de-en --input talk.de.srt --output talk.en.srt
+
+  Documents (.html .htm .srt .vtt .docx .md .po, or any file with --format) keep their format
+  and structure; see docs/documents.md. A .txt input is translated line by line as above.
 
   A line may hold several sentences: each is translated on its own and the output line keeps
   the input's spacing between them.
@@ -33,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--input", "-i", default="-", help="input file, one text per line "
                         "(default: stdin)")
     parser.add_argument("--output", "-o", default="-", help="output file (default: stdout)")
+    parser.add_argument("--format", choices=FORMAT_CHOICES, default=None,
+                        help="translate --input as a document of this format (default: from "
+                             "its suffix; .txt and stdin: line mode)")
     parser.add_argument("--beam", type=int, default=None,
                         help="beam size; 1 is greedy (default: the model's decode.beam_size)")
     parser.add_argument("--nbest", type=int, default=1,
@@ -65,6 +74,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--quantize", choices=["int8"], default=None,
                         help="dynamic int8 quantisation of the model (CPU only)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="decoding precision on CUDA (autocast); auto: bf16 where the GPU "
+                             "supports it. The CPU always decodes in fp32")
 
 
 def load_translator(args: argparse.Namespace):
@@ -83,6 +95,7 @@ def load_translator(args: argparse.Namespace):
         raise CommandError(f"--device {args.device}: {err}") from err
     try:
         return Translator.from_checkpoint(args.model, device=device, quantize=args.quantize,
+                                          precision=args.precision,
                                           num_threads=args.threads)
     except TranslatorError as err:
         raise CommandError(f"--model {args.model}: {err}") from err
@@ -147,6 +160,11 @@ def run(args: argparse.Namespace) -> None:
         raise CommandError(f"--nbest must be >= 1, got {args.nbest}")
     if args.beam is not None and args.nbest > args.beam:
         raise CommandError(f"--nbest {args.nbest} is larger than --beam {args.beam}")
+    if is_document(args):
+        if args.nbest != 1 or args.stream or args.lm:
+            raise CommandError("--nbest, --stream and --lm are for line mode, not documents")
+        run_document(args, load_translator(args))
+        return
     stream = args.stream or (args.input == "-" and sys.stdin.isatty())
     if stream and args.input != "-":
         raise CommandError("--stream reads stdin; leave out --input")

@@ -14,6 +14,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 
+from nmt.documents.formats import SUFFIXES
+from service.batching import DecodeOptions
+from service.cost import RequestBudget
 from service.deps import (
     DetectorDep,
     GuardDep,
@@ -27,7 +30,7 @@ from service.errors import ApiError, describe_validation_errors
 from service.fields import read_fields
 from service.languages import language_name
 from service.limits import check_texts
-from service.registry import ModelRegistry
+from service.registry import ModelEntry, ModelRegistry
 from service.schemas import (
     ERROR_RESPONSES,
     DetectedLanguage,
@@ -98,18 +101,26 @@ async def translate(request: Request, settings: SettingsDep, registry: RegistryD
 
     nbest = 1 + req.alternatives
     outputs: list[list[str]] = [[] for _ in texts]  # per text: best first, then alternatives
-
-    async def run_group(src: str) -> None:
-        entry = registry.get(src, req.target)  # the pair's default model, default domain
+    # One group per source language, each with its pair's default model and default domain;
+    # every group is priced, within one budget, before any is queued.
+    budget = RequestBudget(settings, field="q", n_texts=len(texts), prefix="Invalid request: ")
+    groups = []
+    for src in sorted(set(sources)):
+        entry = registry.get(src, req.target)
         options = decode_options(settings, entry, beam_size=None, nbest=nbest,
                                  nbest_field="alternatives", prefix="Invalid request: ")
         indices = [i for i, s in enumerate(sources) if s == src]
+        await budget.charge(entry.translator, [texts[i] for i in indices], indices=indices,
+                            fmt=req.format, beam_size=options.beam_size)
+        groups.append((entry, options, indices))
+
+    async def run_group(entry: ModelEntry, options: DecodeOptions, indices: list[int]) -> None:
         translated, _ = await translate_formatted(entry, [texts[i] for i in indices],
                                                   req.format, options, settings)
         for i, candidates in zip(indices, translated, strict=True):
             outputs[i] = candidates
 
-    await asyncio.gather(*(run_group(src) for src in sorted(set(sources))))
+    await asyncio.gather(*(run_group(*group) for group in groups))
     best = [o[0] if o else "" for o in outputs]
     alts = [o[1:nbest] for o in outputs]
     return LibreTranslateResponse(
@@ -154,8 +165,8 @@ async def frontend_settings(settings: SettingsDep, registry: RegistryDep, guard:
         "apiKeys": guard.key_required,
         "keyRequired": guard.key_required,
         "suggestions": False,
-        "filesTranslation": False,
-        "supportedFilesFormat": [],
+        "filesTranslation": True,
+        "supportedFilesFormat": sorted(SUFFIXES),
         "language": {"source": {"code": src, "name": language_name(src)},
                      "target": {"code": tgt, "name": language_name(tgt)}},
         # Not LibreTranslate's: the limits of POST /v1/translate, for this service's web page.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.deps import MetricsDep, RegistryDep
-from service.schemas import ErrorResponse, HealthResponse
+from service.deps import MetricsDep, RegistryDep, SettingsDep
+from service.schemas import ErrorResponse, HealthResponse, ReadyResponse
 
 router = APIRouter(tags=["operations"])
 
@@ -16,10 +16,11 @@ async def health() -> HealthResponse:
     return HealthResponse(status="ok")
 
 
-@router.get("/ready", response_model=HealthResponse, summary="Models are loaded",
+@router.get("/ready", response_model=ReadyResponse, response_model_exclude_none=True,
+            summary="Models are loaded (and which bundles were skipped as unloadable)",
             responses={503: {"model": ErrorResponse, "description": "models not loaded yet"}})
-async def ready(registry: RegistryDep) -> HealthResponse:
-    return HealthResponse(status="ready")
+async def ready(registry: RegistryDep, settings: SettingsDep) -> ReadyResponse:
+    return ReadyResponse(status="ready", skipped_models=dict(settings.skipped_models) or None)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from service.batching import BatchResult, DecodeOptions
+from service.cost import RequestBudget
 from service.deps import RegistryDep, SettingsDep, require_access
 from service.errors import ApiError
 from service.limits import check_texts
@@ -39,19 +40,20 @@ async def translate(req: TranslateRequest, settings: SettingsDep, registry: Regi
     entry = _select_model(registry, req)
     if req.return_attention and not entry.translator.has_attention:
         raise ApiError(400, f"return_attention: model {entry.name} has no attention")
-    want_attention = req.return_attention
-    if want_attention:
-        # Attention is (T, S) per text. Past the model's input limit a text is split and the
-        # matrix grows with the square of its length (a 5000-subword text: 25M numbers), so a
-        # request holding such a text gets no attention rather than exhausting memory.
-        longest = max(entry.translator.count_tokens(req.texts), default=0)
-        want_attention = longest <= entry.translator.max_input_tokens
     if req.format == "html" and req.return_attention:
         raise ApiError(400, "return_attention: not available with format html")
     options = decode_options(settings, entry, beam_size=req.beam_size, nbest=req.nbest,
-                             length_penalty=req.length_penalty, return_attention=want_attention,
-                             domain=req.domain)
-    options = dataclasses.replace(options, terms=tuple(req.protect),
+                             length_penalty=req.length_penalty, domain=req.domain)
+    budget = RequestBudget(settings, field="texts", n_texts=len(req.texts))
+    tokens = await budget.charge(entry.translator, req.texts, indices=range(len(req.texts)),
+                                 fmt=req.format, beam_size=options.beam_size)
+    # Attention is (T, S) per text. Past the model's input limit a text is split and the matrix
+    # grows with the square of its length (a 3000-subword text: 9M numbers), so a request
+    # holding such a text gets no attention rather than exhausting memory.
+    want_attention = (req.return_attention
+                      and max(tokens, default=0) <= entry.translator.max_input_tokens)
+    options = dataclasses.replace(options, return_attention=want_attention,
+                                  terms=tuple(req.protect),
                                   glossary=tuple(sorted(req.glossary.items())))
     if req.format == "html":
         return await _translate_html(req, entry, options, settings, start)

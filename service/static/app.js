@@ -188,6 +188,47 @@ function drawAttention(att) {
   });
 }
 
+// A file through POST /v1/documents with the chosen model; the answer is the translated file.
+async function translateFile() {
+  const file = $("file").files[0];
+  const model = selectedModel();
+  const link = $("file-download");
+  link.hidden = true;
+  if (!file || !model) {
+    $("file-status").textContent = file ? "Choose a model." : "Choose a file.";
+    return;
+  }
+  const form = new FormData();
+  form.append("file", file);
+  form.append("source", model.source);
+  form.append("target", model.target);
+  form.append("model", model.name);
+  form.append("beam_size", String(Math.min(Math.max(1, Math.round(Number($("beam").value)) || 1),
+    limits.maxBeam)));
+  if (!$("domain-label").hidden && $("domain").value) form.append("domain", $("domain").value);
+  const h = headers();
+  delete h["Content-Type"]; // the browser sets the multipart boundary
+  $("file-status").textContent = `Translating ${file.name}…`;
+  try {
+    const res = await fetch("/v1/documents", { method: "POST", headers: h, body: form });
+    if (!res.ok) {
+      const body = await res.json().catch(() => null);
+      throw new Error(body && typeof body.error === "string" ? body.error : `${res.status}`);
+    }
+    const disposition = res.headers.get("Content-Disposition") || "";
+    const match = /filename="([^"]+)"/.exec(disposition);
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(await res.blob());
+    link.download = match ? match[1] : file.name;
+    link.textContent = `Download ${link.download}`;
+    link.hidden = false;
+    $("file-status").textContent = "";
+  } catch (err) {
+    $("file-status").textContent = `Error: ${err.message}`;
+  }
+}
+
+$("file-translate").addEventListener("click", translateFile);
 $("source").addEventListener("input", schedule);
 $("pair").addEventListener("change", () => { showModels(); translate(); });
 $("model").addEventListener("change", () => { showModel(); translate(); });

@@ -55,7 +55,11 @@ def test_schemathesis_finds_no_server_errors(tiny_bundle: Path) -> None:
 
 def test_hostile_requests_get_clear_client_errors(tiny_bundle: Path) -> None:
     tally = Tally()
-    app = create_app(ServiceSettings(models=[str(tiny_bundle)], num_threads=1))
+    # The odd texts must translate, and "long-word" ("a" x 4000) is 4001 subwords: past the
+    # default cost limits (tests/service/test_cost.py refuses such texts), alone and in a list.
+    app = create_app(ServiceSettings(models=[str(tiny_bundle)], num_threads=1,
+                                     max_text_tokens=5_000, max_request_tokens=20_000,
+                                     max_decode_steps=1_000_000))
     with TestClient(app, raise_server_exceptions=False) as client:
         send = _sender(client)
         run_hostile(send, hostile_requests(random.Random(0)), tally)
@@ -66,8 +70,10 @@ def test_hostile_requests_get_clear_client_errors(tiny_bundle: Path) -> None:
 
 def test_missing_and_wrong_api_keys_are_403(tiny_bundle: Path) -> None:
     tally = Tally()
+    # auth_failures_per_minute=0: this fuzzes the key checks; their rate limit is tested in
+    # tests/service/test_access.py (past 10 wrong keys a minute every answer is a 429).
     app = create_app(ServiceSettings(models=[str(tiny_bundle)], num_threads=1,
-                                     api_keys=[API_KEY]))
+                                     api_keys=[API_KEY], auth_failures_per_minute=0))
     with TestClient(app, raise_server_exceptions=False) as client:
         send = _sender(client)
         run_hostile(send, key_requests(random.Random(0)), tally)

@@ -60,6 +60,10 @@ class FakeTranslator:
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [len(t.split()) + 1 for t in texts]
 
+    def count_units(self, texts: Sequence[str]) -> int:
+        """One model input per "."-separated sentence that has words."""
+        return sum(1 for t in texts for sentence in t.split(".") if sentence.split())
+
     def translate(self, texts: list[str], *, beam_size: int | None = None, nbest: int = 1,
                   length_penalty: float | None = None, batch_tokens: int | None = None,
                   return_attention: bool = False, progress: bool = False,
@@ -189,11 +193,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(bundle: Path | list[Path], log_path: Path, *extra: str
-                  ) -> tuple[subprocess.Popen, str]:
-    """Runs `nmt serve` on a random port; returns once /ready answers 200."""
+def _start_server(bundle: Path | list[Path], log_path: Path, *extra: str,
+                  env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """Runs `nmt serve` on a random port (with `env` added to the environment); returns once
+    /ready answers 200."""
     port = _free_port()
-    env = {**os.environ, "NMT_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "NMT_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
     models = [a for b in (bundle if isinstance(bundle, list) else [bundle])
               for a in ("--model", str(b))]
     with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would stall the server

@@ -1,11 +1,11 @@
-"""Request limits: the body-size middleware stops reading at the limit."""
+"""Request limits: the body-size middleware stops reading at the limit; the body deadline."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 
-from service.limits import BodySizeLimitMiddleware
+from service.limits import BodySizeLimitMiddleware, BodyTimeoutMiddleware
 
 
 async def _reading_app(scope, receive, send):
@@ -73,3 +73,29 @@ def test_oversized_requests_through_the_app(serve_fakes):
     r = client.post("/translate", content=chunks(),
                     headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 413
+
+
+def test_a_body_that_stops_arriving_gets_408_and_close():
+    app = BodyTimeoutMiddleware(_reading_app, timeout_s=0.05)
+    sent = []
+    first = [{"type": "http.request", "body": b"x", "more_body": True}]
+
+    async def receive():
+        if first:
+            return first.pop()
+        await asyncio.sleep(30)  # the client went quiet
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 408 and (b"connection", b"close") in sent[0]["headers"]
+    assert json.loads(sent[1]["body"]) == {
+        "error": "request body not received within 0.05 s (NMT_BODY_TIMEOUT_S)"}
+
+
+def test_a_complete_body_is_not_timed_afterwards():
+    app = BodyTimeoutMiddleware(_reading_app, timeout_s=0.05)
+    sent, _ = _call(app, [], [b"ab", b"cd"])
+    assert sent[0]["status"] == 200
