@@ -21,6 +21,7 @@ from nmt.text.protect import PLACEHOLDER_RE, find_spans, mask
 from nmt.text.segment import Segment, segment, split_clauses
 
 _HAS_WORD = re.compile(r"\w")
+_INLINE_KINDS = frozenset({"number", "handle", "hashtag"})
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,14 @@ def _plan_sentence(
     parts: list[_Piece] = []
     last = 0
     spans = find_spans(sentence, terms)
-    # Numbers stay in the sentence: subword models copy digits well, and a sentence cut at
-    # every number translates worse ("2 blonde Mädchen" -> "2 A group of blond girls"). They
-    # must still come out verbatim: `required` (appended if the model changed them).
-    required = tuple(dict.fromkeys(s.text for s in spans if s.kind == "number"))
-    for span in (s for s in spans if s.kind != "number"):
+    # Numbers and @handles/#tags stay in the sentence: subword models copy them well, and a
+    # sentence cut at each translates worse ("2 blonde Mädchen" -> "2 A group of blond girls").
+    # They must still come out verbatim: `required` (appended if the model changed them).
+    # URLs, e-mail addresses, code, emoji and the caller's terms (inline <code> among them;
+    # glossary terms must become their fixed translation) are cut out and copied.
+    inline = [s for s in spans if s.kind in _INLINE_KINDS and s.text not in glossary]
+    required = tuple(dict.fromkeys(s.text for s in inline))
+    for span in (s for s in spans if s not in inline):
         parts.extend(_text_parts(sentence[last : span.start], fits, glue_from=sentence, at=last))
         glue = " " if span.start > 0 and sentence[span.start - 1].isspace() else ""
         parts.append(_Piece(glossary.get(span.text, span.text), True, glue))
