@@ -11,7 +11,10 @@ from nmt.text.segment import segment
 from nmt.translator import Translator
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-BUNDLES = sorted(p.name for p in MODELS.iterdir() if (p / "model.pt").is_file())
+# Served bundles, and the interim ones still in training (models/in-training/, not served).
+BUNDLES = sorted(str(p.relative_to(MODELS))
+                 for p in [*MODELS.glob("*"), *MODELS.glob("in-training/*")]
+                 if (p / "model.pt").is_file())
 SPANS = ["https://example.com/news?id=42", "max.muster@example.org", "3,50", "1.000", "12:30",
          "01.12.2026", "😀🎉", "@tom_smith", "#nmt", "`pip install nmt`"]
 FRAME = {"de": "Ein Mann sieht {} im Park.", "en": "A man sees {} in the park."}

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-BUNDLES = sorted(p for p in MODELS.iterdir() if (p / "model.pt").is_file())
+BUNDLES = sorted(p for p in [*MODELS.glob("*"), *MODELS.glob("in-training/*")]
+                 if (p / "model.pt").is_file())
 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name)

@@ -10,7 +10,10 @@ from nmt.translator import Translator
 from service.detect import LanguageDetector
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-BUNDLES = sorted(p.name for p in MODELS.iterdir() if (p / "model.pt").is_file())
+# Served bundles, and the interim ones still in training (models/in-training/, not served).
+BUNDLES = sorted(str(p.relative_to(MODELS))
+                 for p in [*MODELS.glob("*"), *MODELS.glob("in-training/*")]
+                 if (p / "model.pt").is_file())
 DEFAULTS = ["multi30k-de-en", "multi30k-en-de"]  # the default models must ship
 CAPTIONS = {"de": ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee.",
                    "Eine Frau in einem roten Kleid singt auf einer Bühne."],
