@@ -48,7 +48,6 @@ class BodySizeLimitMiddleware:
                     return
 
         received = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -59,18 +58,7 @@ class BodySizeLimitMiddleware:
                     raise BodyTooLarge(self.max_bytes)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge as exc:
-            if started:
-                raise
-            await _send_error(send, 413, exc.detail)
+        await _run_guarded(self.app, scope, limited_receive, send, BodyTooLarge)
 
 
 class BodyTimeout(HTTPException):
@@ -102,7 +90,6 @@ class BodyTimeoutMiddleware:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         body_done = False
-        started = False
 
         async def timed_receive() -> Message:
             nonlocal body_done
@@ -115,18 +102,7 @@ class BodyTimeoutMiddleware:
             body_done = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, timed_receive, tracking_send)
-        except BodyTimeout as exc:
-            if started:
-                raise
-            await _send_error(send, exc.status_code, exc.detail)
+        await _run_guarded(self.app, scope, timed_receive, send, BodyTimeout)
 
 
 async def _send_error(send: Send, status: int, message: str) -> None:
@@ -157,3 +133,23 @@ def check_texts(texts: list[str], settings: ServiceSettings, *, field: str,
     if total > settings.max_request_chars:
         raise ApiError(400, f"{prefix}{field}: {total} characters exceed the limit of "
                             f"{settings.max_request_chars} per request")
+
+
+async def _run_guarded(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
+                       refusal: type[HTTPException]) -> None:
+    """Runs `app` with a guarded `receive`; when it raises `refusal` before the response has
+    started, answers with that refusal's status and message (after, the connection just ends)."""
+    started = False
+
+    async def tracking_send(message: Message) -> None:
+        nonlocal started
+        if message["type"] == "http.response.start":
+            started = True
+        await send(message)
+
+    try:
+        await app(scope, receive, tracking_send)
+    except refusal as exc:
+        if started:
+            raise
+        await _send_error(send, exc.status_code, str(exc.detail))
