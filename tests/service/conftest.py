@@ -193,6 +193,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """Ends a server started by `_start_server`: SIGTERM, then SIGKILL after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _start_server(bundle: Path | list[Path], log_path: Path, *extra: str,
                   env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """Runs `nmt serve` on a random port (with `env` added to the environment); returns once
@@ -227,11 +236,7 @@ def live_server(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     proc, url = _start_server(tiny_bundle, log_path, "--max-wait-ms", "50")
     yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)
 
 
 @pytest.fixture(scope="session")
@@ -242,8 +247,4 @@ def live_multi_server(tiny_bundle: Path, tagged_bundle: Path,
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     proc, url = _start_server([tiny_bundle, tagged_bundle], log_path)
     yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)

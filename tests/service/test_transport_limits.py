@@ -5,7 +5,6 @@ not trusted unless a proxy is configured, so it cannot pick a fresh rate-limit w
 from __future__ import annotations
 
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.service.conftest import _start_server
+from tests.service.conftest import _start_server, stop_server
 
 WAIT_S = 10  # far beyond every deadline below (1 s); only a hung connection reaches it
 
@@ -26,11 +25,7 @@ def server(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "--body-timeout-s", "1", "--max-connections", "3",
         env={"NMT_RATE_LIMIT_PER_MINUTE": "3"})
     yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)
 
 
 def _connect(url: str) -> socket.socket:
