@@ -395,7 +395,7 @@ class Translator:
                     columns[(s, k)] = len(source_tokens)
                     source_tokens.extend(self.src_tokenizer.id_to_piece(i)
                                          for i in results[(t, s, k)][0])
-        unit_hyps = [h for key, (_, h) in results.items() if key[0] == t]
+        unit_hyps = [results[(t, s, k)][1] for s, k in columns]
         n_cands = min((len(h) for h in unit_hyps), default=1) or 1
         want_attn = return_attention and self.has_attention
         warnings: list[str] = []
@@ -426,7 +426,11 @@ class Translator:
                         if want_attn and hyp.attention is not None:
                             rows.append(_place(hyp.attention[:, offset:], columns[(s, k)],
                                                len(ids), len(source_tokens)))
-                        new = self._target_words(hyp, hyp_pieces, ids, offset, masked_at)
+                        if align:
+                            new = self._target_words(hyp, hyp_pieces, ids, offset, masked_at)
+                        else:  # no alignment asked for: skip the per-word attention work
+                            new = [(w, masked_at)
+                                   for w in self.tgt_tokenizer.decode(hyp.tokens).split()]
                         if c == 0 and (t, s, k) in retried:
                             warnings.append(
                                 f"sentence {s + 1}: the output was far shorter than the source; "
