@@ -31,6 +31,7 @@ from nmt.decoding.beam import beam_search
 from nmt.decoding.constraints import StepScorer
 from nmt.decoding.greedy import greedy_search
 from nmt.decoding.hypothesis import Hypothesis
+from nmt.models.kernels import use_fast_cpu_kernels, use_torch_kernels
 from nmt.models.seq2seq import Seq2Seq
 from nmt.runtime import set_threads
 from nmt.text.plan import TextPlan, plan_text, restore
@@ -99,7 +100,7 @@ def quantize_model(model: Seq2Seq, mode: str) -> Seq2Seq:
         # for recurrent layers in this torch.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        model = copy.deepcopy(model)
+        model = use_torch_kernels(copy.deepcopy(model))  # quantize_dynamic matches exact types
         decoder = model.decoder
         if decoder.output is None:
             weight = decoder.embedding.weight
@@ -144,7 +145,7 @@ class Translator:
 
     def __init__(self, model: Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
                  config: Config, metadata: dict[str, Any] | None = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", fast_kernels: bool = True):
         if precision not in PRECISIONS:
             raise TranslatorError(f"precision must be one of {list(PRECISIONS)}, got "
                                   f"{precision!r}")
@@ -164,6 +165,8 @@ class Translator:
         self.max_input_tokens: int = config.data.max_len - (1 if self.domains else 0)
         param = next(model.parameters(), None)
         self.device = param.device if param is not None else torch.device("cpu")
+        if fast_kernels and self.device.type == "cpu":
+            use_fast_cpu_kernels(self.model)  # oneDNN products; `fast_kernels=False` compares
         if precision == "auto":
             precision = ("bf16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported()
                          else "fp32")
@@ -178,11 +181,12 @@ class Translator:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu",
                         quantize: str | None = None, num_threads: int | None = None,
-                        precision: str = "auto") -> Translator:
+                        precision: str = "auto", fast_kernels: bool = True) -> Translator:
         """Loads a bundle directory or a checkpoint `.pt` (CheckpointError names a bad file).
 
         precision: "auto" (bf16 autocast on a CUDA device that supports it, else fp32),
-        "fp32", "bf16" or "fp16" (the last two on CUDA only).
+        "fp32", "bf16" or "fp16" (the last two on CUDA only). fast_kernels: False keeps torch's
+        default CPU kernels (see nmt.models.kernels), for comparison.
         """
         if quantize is not None and torch.device(device).type != "cpu":
             raise TranslatorError("int8 quantisation runs on the CPU only; use --device cpu")
@@ -194,7 +198,7 @@ class Translator:
             metadata["quantized"] = quantize
         return cls(model, loaded.src_tokenizer, loaded.tgt_tokenizer, loaded.config, metadata,
                    precision="fp32" if precision == "auto" and torch.device(device).type != "cuda"
-                   else precision)
+                   else precision, fast_kernels=fast_kernels)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Source subword counts (what `max_input_tokens` and batching are measured in)."""

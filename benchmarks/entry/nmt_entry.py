@@ -13,7 +13,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from worker_protocol import serve  # noqa: E402
 
-from nmt.models import kernels  # noqa: E402
 from nmt.translator import Translator  # noqa: E402
 
 
@@ -28,8 +27,8 @@ def main(argv):
     args = parser.parse_args(argv)
     threads = int(os.environ.get("BENCH_THREADS", "0")) or None
     translator = Translator.from_checkpoint(args.model, quantize=args.quantize,
-                                            num_threads=threads)
-    kernels.use_fast_kernels(not args.default_kernels)
+                                            num_threads=threads,
+                                            fast_kernels=not args.default_kernels)
     torch.set_grad_enabled(False)
 
     def translate(lines, beam):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from nmt.models.kernels import apply_linear
-
 
 class Attention(nn.Module):
     """Scores T queries against S keys at once; a decoding step is the case T = 1.
@@ -52,7 +50,7 @@ class BahdanauAttention(Attention):
         return self.key_proj(keys)
 
     def scores(self, query: Tensor, proj_keys: Tensor) -> Tensor:
-        q = apply_linear(self.query_proj, query)  # (B, T, A)
+        q = self.query_proj(query)  # (B, T, A)
         return self.v(q.unsqueeze(2).add(proj_keys.unsqueeze(1)).tanh_()).squeeze(-1)  # (B, T, S)
 
 

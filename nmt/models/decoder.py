@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from nmt.models.attention import build_attention
 from nmt.models.encoder import EncoderOutput, make_rnn
-from nmt.models.kernels import apply_linear, can_step_gru, gru_step, linear
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,18 @@ class DecoderState:
             if self.input_feed is None
             else self.input_feed.index_select(0, indices),
         )
+
+
+class TiedProjection(nn.Module):
+    """x @ weight.T with a weight another module owns (the output layer tied to the embedding).
+
+    A module of its own, holding nothing, so that the kernel choice for a whole model
+    (`nmt.models.kernels.use_fast_cpu_kernels`) reaches this product like every Linear layer.
+    """
+
+    def forward(self, x: Tensor, weight: Tensor) -> Tensor:
+        """(..., I), (O, I) -> (..., O)."""
+        return F.linear(x, weight)
 
 
 class RNNDecoder(nn.Module):
@@ -82,22 +93,20 @@ class RNNDecoder(nn.Module):
         else:
             self.pre_output = None
             self.output = nn.Linear(hidden_dim, vocab_size, bias=False)
+        self.tied_projection = TiedProjection()
         self.hidden_dim = hidden_dim
 
     def logits(self, attentional: Tensor) -> Tensor:
         """(..., H) -> (..., V)."""
         x = self.dropout(attentional)
         if self.pre_output is not None:
-            x = apply_linear(self.pre_output, x)
+            x = self.pre_output(x)
         if self.output is not None:
             # Untied, or tied but given its own (int8) copy by `quantize_model`.
-            return apply_linear(self.output, x)
-        return linear(x, self.embedding.weight)
+            return self.output(x)
+        return self.tied_projection(x, self.embedding.weight)
 
     def _rnn(self, inputs: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor | None]:
-        if inputs.size(1) == 1 and can_step_gru(self.rnn, inputs):
-            h = gru_step(cast(nn.GRU, self.rnn), inputs[:, 0], state.hidden)  # (L, B, H)
-            return h[-1].unsqueeze(1), h, None
         if self.cell == "lstm":
             out, (h, c) = self.rnn(inputs, (state.hidden, state.cell))
             return out, h, c
@@ -111,7 +120,7 @@ class RNNDecoder(nn.Module):
             weights = None
         else:
             context, weights = self.attention(rnn_out, enc.proj_keys, enc.outputs, enc.mask)
-        return apply_linear(self.combine, torch.cat([rnn_out, context], dim=-1), tanh=True), weights
+        return self.combine(torch.cat([rnn_out, context], dim=-1)).tanh(), weights
 
     def forward(self, tgt_in: Tensor, state: DecoderState, enc: EncoderOutput) -> Tensor:
         """Teacher forcing over a whole target.

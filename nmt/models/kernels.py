@@ -1,100 +1,82 @@
-"""Models: CPU kernels: oneDNN matrix products (inference and training) and a one-step GRU cell.
+"""Models: CPU decoding kernels, chosen for a whole model in one place (`use_fast_cpu_kernels`).
 
-On the CPUs we serve from, torch's default fp32 GEMM (MKL) runs well below what oneDNN's
-AVX-512 kernels reach (benchmarks/RESULTS.md measures both at decoding shapes), so the decoder's
-Linear layers and its output projection go through `torch.ops.mkldnn._linear_pointwise`: in
-inference directly (with tanh fused where the layer has one), in training through
-`_TrainLinear`, which uses the same kernel for the two backward products. Only float32 CPU
-tensors and plain `nn.Linear`/`nn.GRU` modules take this path (int8-quantised modules run their
-own kernels; CUDA runs torch's). Results differ from the default kernels only by float rounding.
+At decoding shapes torch's default fp32 GEMM (MKL) runs below what oneDNN reaches
+(benchmarks/RESULTS.md measures both), and nn.GRU's sequence machinery is overhead for the one
+time step a decoding step runs. The model code is plain PyTorch (`nn.Linear`, `nn.GRU`, the
+decoder's `TiedProjection`); `use_fast_cpu_kernels` (called by the Translator) gives those modules
+a subclass whose forward runs `torch.ops.mkldnn._linear_pointwise` and, for one step of a
+unidirectional GRU, a cell written out of those products. Only inference takes this path: with
+autograd on, the subclasses run torch's kernels, which trained faster here than oneDNN's
+(benchmarks/RESULTS.md, 2026-12-01).
+
+The subclasses add no state, so the swap is a change of `__class__`: parameters, state_dict keys
+and hooks stay as they were, and `use_torch_kernels` undoes it (int8 `quantize_dynamic` matches
+module types exactly, so a model goes back to plain modules before it is quantised). At run time
+each module still takes the fast path only for float32 CPU tensors (CUDA, autocast and int8 run
+torch's kernels). Results differ from torch's only by float rounding.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TypeVar, cast
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from nmt.models.decoder import TiedProjection
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
 _MKLDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-_enabled = True
-
-
-def use_fast_kernels(enabled: bool) -> None:
-    """Turns the fast path on (the default) or off, e.g. to compare the two in a benchmark."""
-    global _enabled
-    _enabled = enabled
 
 
 def _cpu_fp32(x: Tensor, weight: Tensor) -> bool:
-    return (_enabled and _MKLDNN and x.device.type == "cpu" and x.dtype == torch.float32
+    return (_MKLDNN and x.device.type == "cpu" and x.dtype == torch.float32
             and weight.dtype == torch.float32)
 
 
-def _fast(x: Tensor, weight: Tensor) -> bool:
-    return _cpu_fp32(x, weight) and not torch.is_grad_enabled()
+def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
-def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None = None, post: str = "none") -> Tensor:
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, post, [], "")
-
-
-class _TrainLinear(torch.autograd.Function):
-    """x @ W.T + b with oneDNN in the forward pass and in both backward products."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return _onednn(x, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, weight = ctx.saved_tensors
-        g = grad.reshape(-1, grad.size(-1))  # (N, O)
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = _onednn(g, weight.t().contiguous()).view(x.shape)  # (N, O) @ (O, I)
-        if ctx.needs_input_grad[1]:
-            xs = x.reshape(-1, x.size(-1))  # (N, I)
-            grad_w = _onednn(g.t().contiguous(), xs.t().contiguous())  # (O, N) @ (N, I)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = g.sum(0)
-        return grad_x, grad_w, grad_b
-
-
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, tanh: bool = False
-           ) -> Tensor:
-    """x @ weight.T + bias, optionally followed by tanh (fused on the fast path).
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias, with oneDNN for float32 CPU tensors without autograd.
 
     Args:
         x: (..., I).
         weight: (O, I).
         bias: (O,) or None.
     """
-    if _fast(x, weight):
-        return _onednn(x, weight, bias, "tanh" if tanh else "none")
-    if _cpu_fp32(x, weight):  # training on the CPU: the same kernels, with their backward
-        out = _TrainLinear.apply(x, weight, bias)
-    else:
-        out = F.linear(x, weight, bias)
-    return out.tanh() if tanh else out
+    if torch.is_grad_enabled() or not _cpu_fp32(x, weight):
+        return F.linear(x, weight, bias)
+    return _onednn(x, weight, bias)
 
 
-def apply_linear(module: nn.Module, x: Tensor, *, tanh: bool = False) -> Tensor:
-    """`module(x)` (then tanh), through `linear` when `module` is a plain float nn.Linear."""
-    if type(module) is nn.Linear:
-        return linear(x, module.weight, module.bias, tanh=tanh)
-    out = module(x)
-    return out.tanh() if tanh else out
+class OneDNNLinear(nn.Linear):
+    def forward(self, input: Tensor) -> Tensor:
+        if self.out_features == 1:
+            # A matrix-vector product (Bahdanau's score vector): torch's kernel measured faster.
+            return super().forward(input)
+        return linear(input, self.weight, self.bias)
 
 
-def can_step_gru(rnn: nn.Module, x: Tensor) -> bool:
-    """True when `gru_step` may replace `rnn` for one time step."""
-    # nn.Module.__getattr__ types the weight `Tensor | Module`; on an nn.GRU it is a Parameter.
-    return (type(rnn) is nn.GRU and not rnn.bidirectional and rnn.bias
-            and _fast(x, cast(Tensor, rnn.weight_ih_l0)))
+class OneDNNTiedProjection(TiedProjection):
+    def forward(self, x: Tensor, weight: Tensor) -> Tensor:
+        return linear(x, weight)
+
+
+class StepGRU(nn.GRU):
+    """nn.GRU; one time step without autograd runs `gru_step` (no sequence machinery)."""
+
+    def forward(self, input, hx=None):  # type: ignore[override]  # nn.GRU's own signature
+        if (isinstance(input, Tensor) and hx is not None and self.batch_first
+                and input.dim() == 3 and input.size(1) == 1 and not self.bidirectional
+                and self.bias and not torch.is_grad_enabled()
+                and _cpu_fp32(input, cast(Tensor, self.weight_ih_l0))):
+            hidden = gru_step(self, input[:, 0], hx)  # (L, B, H)
+            return hidden[-1].unsqueeze(1), hidden
+        return super().forward(input, hx)
 
 
 def gru_step(rnn: nn.GRU, x: Tensor, hidden: Tensor) -> Tensor:
@@ -120,3 +102,31 @@ def gru_step(rnn: nn.GRU, x: Tensor, hidden: Tensor) -> Tensor:
         x = torch.lerp(n, h, z)  # (1 - z) * n + z * h
         layers.append(x)
     return torch.stack(layers)
+
+
+_FAST: dict[type[nn.Module], type[nn.Module]] = {
+    nn.Linear: OneDNNLinear, nn.GRU: StepGRU, TiedProjection: OneDNNTiedProjection,
+}
+_TORCH = {fast: plain for plain, fast in _FAST.items()}
+
+
+def _swap(model: ModuleT, classes: dict[type[nn.Module], type[nn.Module]]) -> ModuleT:
+    for module in model.modules():
+        # Exact types: a subclass (an int8 module, a user's own layer) keeps its forward.
+        new = classes.get(type(module))
+        if new is not None:
+            module.__class__ = new
+    return model
+
+
+def use_fast_cpu_kernels(model: ModuleT) -> ModuleT:
+    """Gives `model`'s Linear, GRU and tied-output modules the oneDNN kernels, in place.
+
+    Without oneDNN in this torch build the model is left as it is.
+    """
+    return _swap(model, _FAST) if _MKLDNN else model
+
+
+def use_torch_kernels(model: ModuleT) -> ModuleT:
+    """Undoes `use_fast_cpu_kernels`, in place: plain torch modules again."""
+    return _swap(model, _TORCH)
