@@ -14,7 +14,7 @@ import math
 import sys
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 QUANTIZE_MODES = ("int8",)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+ABANDONED = "abandoned: its caller stopped waiting"  # the one warning of an abandoned text
 
 
 class TranslatorError(ValueError):
@@ -130,7 +131,9 @@ class TranslationModel(Protocol):
     def translate(self, texts: list[str], *, beam_size: int | None = None, nbest: int = 1,
                   length_penalty: float | None = None, return_attention: bool = False,
                   domain: str | None = None, align: bool = False, terms: Sequence[str] = (),
-                  glossary: Mapping[str, str] | None = None) -> list[Translation]: ...
+                  glossary: Mapping[str, str] | None = None,
+                  abandoned: Callable[[], Collection[int]] | None = None
+                  ) -> list[Translation]: ...
 
 
 class Translator:
@@ -209,7 +212,8 @@ class Translator:
                   max_sentences: int | None = None, return_attention: bool = False,
                   progress: bool = False, step_scorer: StepScorer | None = None,
                   domain: str | None = None, terms: Sequence[str] = (),
-                  glossary: Mapping[str, str] | None = None, align: bool = False
+                  glossary: Mapping[str, str] | None = None, align: bool = False,
+                  abandoned: Callable[[], Collection[int]] | None = None
                   ) -> list[Translation]:
         """Translates `texts`, returning one Translation per text, in input order.
 
@@ -230,6 +234,11 @@ class Translator:
             terms: strings to keep verbatim (besides URLs, numbers, e-mails, ... found anyway).
             glossary: source term -> the fixed target text it must become.
             align: fill `Candidate.alignment` (source word per output word).
+            abandoned: the indices into `texts` whose caller has gone (a timeout, a closed
+                connection); asked before each batch and at every decoding step, so it must be
+                cheap. Their units are not encoded if their batch has not started, leave a
+                running batch at the next step, and are never decoded again; the text gets no
+                source tokens, one empty candidate scored -inf and the warning `ABANDONED`.
         """
         dec = self.config.decode
         beam_size = dec.beam_size if beam_size is None else beam_size
@@ -253,6 +262,7 @@ class Translator:
         search = _Search(beam_size=beam_size, nbest=nbest, alpha=alpha, batch_tokens=batch_tokens,
                          max_sentences=max_sentences, step_scorer=step_scorer,
                          attention=(return_attention or align) and self.has_attention)
+        callers = None if abandoned is None else _Callers(abandoned, [t for t, _, _ in units])
         with self._lock:
             unit_texts = [plans[t].sentences[s].parts[k].text for t, s, k in units]
             todo = [u for u in dict.fromkeys(unit_texts) if u not in encoded]
@@ -261,16 +271,21 @@ class Translator:
             truncated = [i for i, ids in enumerate(unit_ids) if len(ids) > self.max_input_tokens]
             for i in truncated:  # only with decode.long_input: truncate
                 unit_ids[i] = unit_ids[i][: self.max_input_tokens]
-            hyps = self._decode([prefix + ids for ids in unit_ids], search, progress=progress)
-            retried = self._lengthen_short(unit_ids, prefix, hyps, search)
+            hyps = self._decode([prefix + ids for ids in unit_ids], search, progress=progress,
+                                callers=callers)
+            retried = self._lengthen_short(unit_ids, prefix, hyps, search, callers)
+        gone = set() if callers is None else callers.gone()
         results: dict[tuple[int, int, int], tuple[list[int], list[Hypothesis]]] = {
             key: (ids, h) for key, ids, h in zip(units, unit_ids, hyps, strict=True)}
         retried_keys = {units[i] for i in retried}
-        translations = [self._assemble(texts[t], plan, t, results, retried_keys, len(prefix),
+        translations = [_abandoned(texts[t]) if t in gone else
+                        self._assemble(texts[t], plan, t, results, retried_keys, len(prefix),
                                        return_attention=return_attention, align=align)
                         for t, plan in enumerate(plans)]
         for i in truncated:
             t, s, _ = units[i]
+            if t in gone:
+                continue
             translations[t].warnings.append(
                 f"sentence {s + 1}: longer than the model's limit of {self.max_input_tokens} "
                 "subwords; only its beginning was translated (decode.long_input: truncate)")
@@ -319,8 +334,14 @@ class Translator:
         return [tag_id]
 
     def _decode(self, unit_ids: list[list[int]], search: _Search, *, progress: bool = False,
-                min_len: int | None = None) -> list[list[Hypothesis]]:
-        """Decodes every unit (source ids, tag included), in token-budget batches."""
+                min_len: int | None = None, callers: _Callers | None = None,
+                units: Sequence[int] | None = None) -> list[list[Hypothesis]]:
+        """Decodes every unit (source ids, tag included), in token-budget batches.
+
+        callers: units of texts whose caller has gone are skipped or leave their batch (their
+        result is []). units: the index in `callers.owners` of each of `unit_ids` (default:
+        the same index).
+        """
         dec = self.config.decode
         lengths = [len(ids) + 1 for ids in unit_ids]  # + EOS, as the encoder sees them
         batches = token_batches(lengths, max_tokens=search.batch_tokens,
@@ -334,6 +355,16 @@ class Translator:
                                                     unit="sent", file=sys.stderr,
                                                     leave=False) as bar:
             for indices in batches:
+                drop = None
+                if callers is not None:
+                    owners = [callers.owners[i if units is None else units[i]] for i in indices]
+                    live = callers.live(owners)
+                    if len(live) < len(indices):
+                        bar.update(len(indices) - len(live))
+                        indices, owners = [indices[j] for j in live], [owners[j] for j in live]
+                    if not indices:
+                        continue
+                    drop = callers.drop(owners)
                 batch = make_source_batch([unit_ids[i] for i in indices]).to(self.device)
                 enc = self.model.encode(batch.src, batch.src_lengths)
                 max_len = (dec.max_len_a * (batch.src_lengths - 1).float() + dec.max_len_b).long()
@@ -342,38 +373,44 @@ class Translator:
                     results = greedy_search(
                         self.model, enc, max_len=max_len, length_penalty=search.alpha,
                         min_len=min_len, no_repeat_ngram=dec.no_repeat_ngram,
-                        return_attention=search.attention, step_scorer=search.step_scorer)
+                        return_attention=search.attention, step_scorer=search.step_scorer,
+                        drop=drop)
                 else:
                     results = beam_search(
                         self.model, enc, max_len=max_len, beam_size=search.beam_size,
                         nbest=search.nbest, length_penalty=search.alpha, min_len=min_len,
                         no_repeat_ngram=dec.no_repeat_ngram, return_attention=search.attention,
-                        step_scorer=search.step_scorer)
+                        step_scorer=search.step_scorer, drop=drop)
                 for i, hyps in zip(indices, results, strict=True):
                     out[i] = hyps
                 bar.update(len(indices))
         return out
 
     def _lengthen_short(self, unit_ids: list[list[int]], prefix: list[int],
-                        hyps: list[list[Hypothesis]], search: _Search) -> list[int]:
+                        hyps: list[list[Hypothesis]], search: _Search,
+                        callers: _Callers | None = None) -> list[int]:
         """Decodes again, with a minimum length, the units whose best output is far shorter
         than the model's own validation data would have it; returns their indices.
 
         "Far shorter": more than `GUARD_MARGIN` subwords fewer than `min_length_ratio` x the
         source subwords, for sources of at least `MIN_GUARD_SOURCE` subwords (the margin keeps
         the guard off good short outputs). The minimum length is `min_length_ratio` x source.
+        Units of texts whose caller has gone (`callers`) are not decoded again.
         """
         ratio = self.min_length_ratio
         if ratio is None:
             return []
+        gone = set() if callers is None else callers.gone()
         short = [i for i, ids in enumerate(unit_ids)
                  if len(ids) >= MIN_GUARD_SOURCE and hyps[i]
-                 and len(hyps[i][0].tokens) < ratio * len(ids) - GUARD_MARGIN]
+                 and len(hyps[i][0].tokens) < ratio * len(ids) - GUARD_MARGIN
+                 and (callers is None or callers.owners[i] not in gone)]
         by_min: dict[int, list[int]] = {}
         for i in short:
             by_min.setdefault(math.ceil(ratio * len(unit_ids[i])), []).append(i)
         for min_len, indices in by_min.items():
-            again = self._decode([prefix + unit_ids[i] for i in indices], search, min_len=min_len)
+            again = self._decode([prefix + unit_ids[i] for i in indices], search, min_len=min_len,
+                                 callers=callers, units=indices)
             for i, h in zip(indices, again, strict=True):
                 hyps[i] = h
         return short
@@ -516,6 +553,49 @@ class _Search:
     max_sentences: int | None
     step_scorer: StepScorer | None
     attention: bool
+
+
+class _Callers:
+    """Which texts of one translate call have lost their caller, as decoding goes on.
+
+    `abandoned()` may grow while decoding runs; the texts seen in it are remembered, so a text
+    whose units were skipped or dropped is reported as gone even if it later left that set.
+    """
+
+    def __init__(self, abandoned: Callable[[], Collection[int]], owners: list[int]):
+        self.abandoned = abandoned
+        self.owners = owners  # the text index of each unit
+        self._left: set[int] = set()
+
+    def gone(self) -> set[int]:
+        """Every text abandoned so far."""
+        self._left.update(self.abandoned())
+        return self._left
+
+    def live(self, owners: list[int]) -> list[int]:
+        """Positions in `owners` (text indices of a batch's units) whose caller still waits."""
+        gone = self.gone()
+        return [j for j, t in enumerate(owners) if t not in gone]
+
+    def drop(self, owners: list[int]) -> Callable[[Tensor], Tensor]:
+        """The search's `drop` hook for a batch whose unit b belongs to text `owners[b]`."""
+
+        def drop(sent: Tensor) -> Tensor:  # (N,) batch indices -> (N,) bool
+            gone = self.abandoned()
+            if not gone:  # the usual case: no lookup per row, no device sync
+                return torch.zeros(sent.shape, dtype=torch.bool, device=sent.device)
+            # Membership tests only: `gone` is never iterated here, at every step.
+            texts = [owners[b] for b in sent.tolist()]
+            out = [t in gone for t in texts]
+            self._left.update(t for t, o in zip(texts, out, strict=True) if o)
+            return torch.tensor(out, dtype=torch.bool, device=sent.device)
+
+        return drop
+
+
+def _abandoned(source: str) -> Translation:
+    """The stand-in Translation of a text whose caller has gone; nothing of it is assembled."""
+    return Translation(source, [], [Candidate("", float("-inf"), [], None)], [ABANDONED])
 
 
 MIN_GUARD_SOURCE = 6  # shorter sources have too noisy a length ratio for the short-output guard

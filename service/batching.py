@@ -1,10 +1,10 @@
 """Service: micro-batching. Concurrent requests for one model are merged into token-budget batches.
 
 Each model has one worker thread (torch releases the GIL, so the event loop keeps serving) and one
-bounded queue. The worker takes the oldest request, then every queued request with *identical*
-decoding options that still fits in `max_batch_tokens`, and translates them in one call. The
-translator's outputs do not depend on what else is in the batch, so a merged request gets exactly
-what it would get alone.
+bounded queue, shared fairly between clients (deficit round-robin over request slices, see
+`MicroBatcher`). A model call holds slices with *identical* decoding options only, up to
+`max_batch_tokens`. The translator's outputs do not depend on what else is in the batch, so a
+merged request gets exactly what it would get alone.
 
 How long to wait for more: `Arrivals` counts the translation requests the server has started to
 read but not yet queued (their bodies are still being parsed and checked). While some are on their
@@ -18,18 +18,21 @@ The queue lives in a thread, not in an event loop, so one batcher serves any num
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import itertools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
 from nmt.translator import Translation
 from service.metrics import ServiceMetrics
+from service.request_scope import current_client, current_gone
 
 logger = logging.getLogger("service.batching")
 
@@ -64,7 +67,14 @@ class TranslationTimeout(Exception):
     """The request waited longer than its timeout (in the queue or in the model)."""
 
 
-TranslateFn = Callable[[list[str], DecodeOptions], Sequence[Translation]]
+class ClientGone(Exception):
+    """The client disconnected (or its wait was cancelled) before its translation was ready."""
+
+
+# (texts, options, abandoned) -> one Translation per text; `abandoned()` gives the indices of
+# the texts nobody waits for any more (the translator drops them at its next decoding step).
+TranslateFn = Callable[[list[str], DecodeOptions, Callable[[], Collection[int]]],
+                       Sequence[Translation]]
 
 
 class _Arrival:
@@ -111,41 +121,99 @@ class Arrivals:
         _current_arrival.reset(token)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
+    """One request: its texts, cut into slices that are scheduled one by one."""
+
     texts: list[str]
-    tokens: int
+    tokens: list[int]  # source subwords per text
     options: DecodeOptions
+    client: str
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.perf_counter)
+    results: list[Translation | None] = field(default_factory=list)
+    slices_left: int = 0
+    started: float | None = None  # when its first slice went into the model
+    compute_s: float = 0.0
+    batch_texts: int = 0  # texts in the largest model call it was part of
+    # Set (from any thread) when the caller stops waiting; read by the worker at every step.
+    abandoned: bool = False
+
+
+@dataclass(eq=False)
+class _Slice:
+    job: _Job
+    start: int  # texts[start:stop] of the job
+    stop: int
+    tokens: int
+
+
+def _slices(job: _Job, slice_tokens: int) -> list[_Slice]:
+    """Consecutive texts of `job`, at most `slice_tokens` subwords each (a longer text alone)."""
+    out: list[_Slice] = []
+    start, tokens = 0, 0
+    for i, n in enumerate(job.tokens):
+        if i > start and tokens + n > slice_tokens:
+            out.append(_Slice(job, start, i, tokens))
+            start, tokens = i, 0
+        tokens += n
+    if start < len(job.texts):
+        out.append(_Slice(job, start, len(job.texts), tokens))
+    return out
 
 
 class MicroBatcher:
-    """One model's queue and worker thread.
+    """One model's queue and worker thread, shared fairly between clients.
+
+    Scheduling: each request is cut into slices of at most `slice_tokens` source subwords, queued
+    under its client's identity (`service.request_scope.current_client`). The worker builds each
+    model call by deficit round-robin over the clients with work: every client in turn earns
+    `slice_tokens` of credit and spends it on its oldest slices (of the call's decoding options),
+    so a client with a 400-page document and one with a single sentence each get one share of
+    every call. While only one client has work (and none other had for `shared_for_s`), its
+    slices fill whole calls of up to `max_batch_tokens`; once a second client shows up, calls
+    are one round each, so its sentence waits for at most one share per client, not for the
+    whole document.
+
+    Cancellation: a request whose caller stops waiting (its timeout, its client's disconnect)
+    loses its queued slices, and its sentences leave a running call at the next decoding step
+    (through the translate function's `abandoned` callback).
 
     Args:
-        translate: runs one model call: (texts, options) -> one Translation per text.
+        translate: runs one model call: (texts, options, abandoned) -> one Translation per
+            text; `abandoned()` gives the indices of texts nobody waits for any more.
         name: the model's name, for metrics and logs.
         enabled: False translates each request alone (still queued, one at a time).
-        max_batch_tokens: source subwords per merged call; a larger single request runs alone.
+        max_batch_tokens: source subwords per merged call; a larger single text runs alone.
+        slice_tokens: a client's share of one call while several clients have work.
         max_wait_s: the longest the worker waits for more requests to merge.
         max_queue: texts allowed to wait; beyond that `submit` raises QueueFull.
+        max_client_queue: texts one client may have waiting; beyond that QueueFull.
         arrivals: the server's count of requests on their way to a queue; the worker waits for
             more only while it is above zero. None: always wait the full `max_wait_s`.
     """
 
+    shared_for_s = 2.0  # how long a second client keeps calls at one round after its last work
+
     def __init__(self, translate: TranslateFn, *, name: str, metrics: ServiceMetrics,
-                 enabled: bool = True, max_batch_tokens: int = 4000, max_wait_s: float = 0.005,
-                 max_queue: int = 256, arrivals: Arrivals | None = None):
+                 enabled: bool = True, max_batch_tokens: int = 4000, slice_tokens: int = 256,
+                 max_wait_s: float = 0.005, max_queue: int = 256,
+                 max_client_queue: int | None = None, arrivals: Arrivals | None = None):
         self._translate = translate
         self.name = name
         self._metrics = metrics
         self._arrivals = arrivals
         self.enabled = enabled
         self.max_batch_tokens = max_batch_tokens
+        self.slice_tokens = max(1, min(slice_tokens, max_batch_tokens))
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
-        self._queue: deque[_Job] = deque()
+        self.max_client_queue = max_queue if max_client_queue is None else max_client_queue
+        # Per client, its slices in order; dict order is the round-robin order.
+        self._clients: dict[str, deque[_Slice]] = {}
+        self._credit: dict[str, int] = {}
+        self._client_texts: dict[str, int] = {}
+        self._last_seen: dict[str, float] = {}  # when each client last had work queued
         self._queued_texts = 0
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -153,18 +221,83 @@ class MicroBatcher:
 
     # ---- client side (any thread or event loop) -------------------------------------------
 
-    def submit(self, texts: list[str], tokens: int, options: DecodeOptions) -> Future:
-        """Queues one request; its future resolves to a BatchResult."""
-        job = _Job(texts=list(texts), tokens=tokens, options=options)
+    def submit(self, texts: list[str], tokens: Sequence[int], options: DecodeOptions, *,
+               client: str | None = None) -> Future:
+        """Queues one request (`tokens`: source subwords per text); its future resolves to a
+        BatchResult. `client` defaults to the request's identity (`current_client`)."""
+        return self._enqueue(texts, tokens, options, client).future
+
+    async def translate(self, texts: list[str], tokens: Sequence[int], options: DecodeOptions,
+                        *, timeout_s: float) -> BatchResult:
+        """Queues a request and waits for it; raises QueueFull, TranslationTimeout, or
+        ClientGone when the client disconnects first. Either way its work is dropped: queued
+        slices at once, running sentences at the model's next decoding step."""
+        job = self._enqueue(texts, tokens, options, None)
+        waiting = asyncio.ensure_future(asyncio.wrap_future(job.future))
+        gone = current_gone.get()
+        watch = asyncio.ensure_future(gone.wait()) if gone is not None else None
+        try:
+            done, _ = await asyncio.wait([waiting] if watch is None else [waiting, watch],
+                                         timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            self._abandon(job)
+            raise
+        finally:
+            if watch is not None:
+                watch.cancel()
+        if waiting in done:
+            return waiting.result()
+        self._abandon(job)
+        waiting.cancel()
+        if watch is not None and watch in done:
+            self._metrics.rejected.labels(self.name, "client_gone").inc()
+            raise ClientGone("the client disconnected before its translation was ready")
+        self._metrics.rejected.labels(self.name, "timeout").inc()
+        raise TranslationTimeout(f"no result within {timeout_s:g} s")
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stops the worker after the batch in progress; queued requests fail."""
+        with self._cond:
+            self._closed = True
+            pending = {s.job for queue in self._clients.values() for s in queue}
+            self._clients.clear()
+            self._client_texts.clear()
+            self._queued_texts = 0
+            self._cond.notify_all()
+        for job in pending:
+            _fail(job, RuntimeError("the service is shutting down"))
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+    def _enqueue(self, texts: list[str], tokens: Sequence[int], options: DecodeOptions,
+                 client: str | None) -> _Job:
+        if len(tokens) != len(texts):
+            raise ValueError(f"{len(tokens)} token counts for {len(texts)} texts")
+        client = current_client.get() if client is None else client
+        job = _Job(texts=list(texts), tokens=list(tokens), options=options, client=client,
+                   results=[None] * len(texts))
+        slices = _slices(job, self.slice_tokens if self.enabled else 10**12)
+        job.slices_left = len(slices)
         if self._arrivals is not None:
             self._arrivals.settle_current()
         with self._cond:
             if self._closed:
                 raise RuntimeError("the service is shutting down")
-            if self._queue and self._queued_texts + len(texts) > self.max_queue:
+            mine = self._client_texts.get(client, 0)
+            if self._queued_texts and self._queued_texts + len(texts) > self.max_queue:
                 self._metrics.rejected.labels(self.name, "queue_full").inc()
                 raise QueueFull(f"{self._queued_texts} texts already waiting")
-            self._queue.append(job)
+            if mine and mine + len(texts) > self.max_client_queue:
+                self._metrics.rejected.labels(self.name, "client_queue_full").inc()
+                raise QueueFull(f"this client has {mine} texts waiting already (at most "
+                                f"{self.max_client_queue} per client)")
+            if not slices:
+                job.future.set_result(BatchResult([], 0.0, 0.0, 0))
+                return job
+            self._clients.setdefault(client, deque()).extend(slices)
+            self._credit.setdefault(client, 0)
+            self._client_texts[client] = mine + len(texts)
+            self._last_seen[client] = time.perf_counter()
             self._queued_texts += len(texts)
             self._metrics.queue_depth.labels(self.name).set(self._queued_texts)
             if self._thread is None:
@@ -172,32 +305,19 @@ class MicroBatcher:
                     target=self._work, name=f"translate-{self.name}", daemon=True)
                 self._thread.start()
             self._cond.notify()
-        return job.future
+        # A caller that cancels the future itself (before any slice ran) drops the job too.
+        job.future.add_done_callback(lambda f: self._abandon(job) if f.cancelled() else None)
+        return job
 
-    async def translate(self, texts: list[str], tokens: int, options: DecodeOptions, *,
-                        timeout_s: float) -> BatchResult:
-        """Queues a request and waits for it; raises QueueFull or TranslationTimeout."""
-        future = self.submit(texts, tokens, options)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
-        except asyncio.TimeoutError:
-            # Cancelling the asyncio wrapper cancels the job if it has not started yet.
-            self._metrics.rejected.labels(self.name, "timeout").inc()
-            raise TranslationTimeout(f"no result within {timeout_s:g} s") from None
-
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Stops the worker after the batch in progress; queued requests fail."""
-        with self._cond:
-            self._closed = True
-            pending = list(self._queue)
-            self._queue.clear()
-            self._queued_texts = 0
-            self._cond.notify_all()
-        for job in pending:
-            if job.future.set_running_or_notify_cancel():
-                job.future.set_exception(RuntimeError("the service is shutting down"))
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout_s)
+    def _abandon(self, job: _Job) -> None:
+        """Nobody waits for `job` any more: its queued slices go, its running sentences leave
+        their call at the next decoding step (the worker reads `job.abandoned`)."""
+        if job.abandoned:
+            return
+        job.abandoned = True
+        self._unqueue(job)
+        if not job.future.cancel():  # a slice ran or runs: the caller has its error already
+            _fail(job, ClientGone("nobody waits for this translation any more"))
 
     # ---- worker thread ---------------------------------------------------------------------
 
@@ -211,75 +331,180 @@ class MicroBatcher:
                     self._run(batch)
                 except Exception:  # never let the worker die: later requests would hang
                     logger.exception("model %s: batch bookkeeping failed", self.name)
-                    for job in batch:
-                        if not job.future.done():
-                            job.future.set_exception(RuntimeError("translation failed"))
+                    for piece in batch:
+                        _fail(piece.job, RuntimeError("translation failed"))
 
-    def _next_batch(self) -> list[_Job] | None:
-        """Blocks for the oldest job, then gathers compatible ones; None once closed."""
+    def _next_batch(self) -> list[_Slice] | None:
+        """Blocks for work, then gathers one call's slices; None once closed."""
         with self._cond:
-            while not self._queue:
+            while not self._clients:
                 if self._closed:
                     return None
                 self._cond.wait()
-            batch: list[_Job] = []
-            first = self._pop(self._queue[0])
-            if first is not None:
-                batch.append(first)
-            if not batch or not self.enabled:
+            batch: list[_Slice] = []
+            if not self.enabled:
+                client = next(iter(self._clients))
+                self._take(client, batch, None, force=True)
+                self._rotate(client)
                 return batch
-            tokens = first.tokens if first else 0
+            tokens = self._fill(batch)
             deadline = time.perf_counter() + self.max_wait_s
-            while tokens < self.max_batch_tokens:
-                for job in list(self._queue):
-                    if (job.options == batch[0].options
-                            and tokens + job.tokens <= self.max_batch_tokens
-                            and self._pop(job) is not None):
-                        batch.append(job)
-                        tokens += job.tokens
+            while batch and tokens < self.max_batch_tokens:
                 if self._arrivals is not None and self._arrivals.pending <= 0:
                     break  # nothing else is on its way: waiting would only add latency
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0 or self._closed:
                     break
                 self._cond.wait(remaining)
+                tokens = self._fill(batch, tokens)
             return batch
 
-    def _pop(self, job: _Job) -> _Job | None:
-        """Removes `job` from the queue (lock held); None if its client already gave up."""
-        self._queue.remove(job)
-        self._queued_texts -= len(job.texts)
-        self._metrics.queue_depth.labels(self.name).set(self._queued_texts)
-        return job if job.future.set_running_or_notify_cancel() else None
+    def _fill(self, batch: list[_Slice], tokens: int = 0) -> int:
+        """One deficit round-robin round into `batch` (lock held); returns its tokens."""
+        shared = self._shared()
+        quantum = self.slice_tokens if shared else self.max_batch_tokens
+        options = batch[0].job.options if batch else None
+        for client in list(self._clients):
+            queue = self._clients[client]
+            if options is None:
+                options = queue[0].job.options
+            if all(piece.job.options != options for piece in queue):
+                continue  # its slices need other options: their turn comes in another call
+            # Credit carries over only while the client waits, and never beyond one full call.
+            self._credit[client] = min(self._credit[client] + quantum, self.max_batch_tokens)
+            tokens = self._take(client, batch, options, tokens)
+            if not shared and tokens >= self.max_batch_tokens:
+                break
+        if not batch and self._clients:
+            # Every head slice is larger than its client's credit: the first client runs one
+            # slice anyway (on credit), so the model never idles with work queued.
+            client = next(iter(self._clients))
+            tokens = self._take(client, batch, None, tokens, force=True)
+        for client in {piece.job.client for piece in batch}:
+            self._rotate(client)
+        return tokens
 
-    def _run(self, batch: list[_Job]) -> None:
-        texts = [t for job in batch for t in job.texts]
+    def _take(self, client: str, batch: list[_Slice], batch_options: DecodeOptions | None,
+              tokens: int = 0, *, force: bool = False) -> int:
+        """Moves `client`'s oldest slices into `batch` while its credit and the call's token
+        budget allow (lock held); returns the batch's tokens."""
+        queue = self._clients[client]
+        for piece in list(queue):  # oldest first; slices of other options wait for their call
+            if batch_options is None:
+                batch_options = piece.job.options
+            if piece.job.options != batch_options:
+                continue
+            if batch and tokens + piece.tokens > self.max_batch_tokens:
+                break
+            if not force and piece.tokens > self._credit[client]:
+                break
+            queue.remove(piece)
+            self._dequeued(piece)
+            self._credit[client] -= piece.tokens
+            job = piece.job
+            if job.started is None:
+                if not job.future.set_running_or_notify_cancel():
+                    continue  # its caller gave up before it started
+                job.started = time.perf_counter()
+                self._metrics.queue_wait.labels(self.name).observe(job.started - job.enqueued)
+            batch.append(piece)
+            tokens += piece.tokens
+            force = False
+            if not self.enabled:
+                break
+        if not queue:
+            self._forget(client)
+        return tokens
+
+    def _shared(self) -> bool:
+        """More than one client has work, or had some within `shared_for_s` (lock held)."""
+        if len(self._clients) > 1:
+            return True
+        now = time.perf_counter()
+        for client, seen in list(self._last_seen.items()):
+            if now - seen > self.shared_for_s:
+                del self._last_seen[client]
+        return len(self._last_seen) > 1
+
+    def _dequeued(self, piece: _Slice) -> None:
+        n = piece.stop - piece.start
+        self._queued_texts -= n
+        self._client_texts[piece.job.client] -= n
+        self._metrics.queue_depth.labels(self.name).set(self._queued_texts)
+
+    def _rotate(self, client: str) -> None:
+        """Sends `client` to the back of the round-robin order (lock held)."""
+        queue = self._clients.pop(client, None)
+        if queue:
+            self._clients[client] = queue
+
+    def _forget(self, client: str) -> None:
+        self._clients.pop(client, None)
+        self._credit.pop(client, None)
+        if not self._client_texts.get(client):
+            self._client_texts.pop(client, None)
+
+    def _run(self, batch: list[_Slice]) -> None:
+        texts = [t for piece in batch for t in piece.job.texts[piece.start:piece.stop]]
+        offsets = list(itertools.accumulate((p.stop - p.start for p in batch), initial=0))
+
+        def abandoned() -> set[int]:
+            return {i for piece, start in zip(batch, offsets, strict=False)
+                    if piece.job.abandoned for i in range(start, start + piece.stop - piece.start)}
+
         start = time.perf_counter()
         try:
-            translations = list(self._translate(texts, batch[0].options))
+            translations = list(self._translate(texts, batch[0].job.options, abandoned))
             if len(translations) != len(texts):
                 raise RuntimeError(f"translator returned {len(translations)} results "
                                    f"for {len(texts)} texts")
         except BaseException as err:  # noqa: B036 - every waiting client must hear of it
             logger.exception("model %s failed on a batch of %d texts", self.name, len(texts))
-            for job in batch:
-                job.future.set_exception(err)
+            for piece in batch:
+                self._unqueue(piece.job)
+                _fail(piece.job, err)
             if not isinstance(err, Exception):
                 raise
             return
         compute_s = time.perf_counter() - start
         m = self._metrics
-        m.batch_requests.labels(self.name).observe(len(batch))
+        m.batch_requests.labels(self.name).observe(len({p.job for p in batch}))
         m.batch_texts.labels(self.name).observe(len(texts))
         m.batch_seconds.labels(self.name).observe(compute_s)
-        m.tokens.labels(self.name, "source").inc(sum(job.tokens for job in batch))
-        offset = 0
-        for job in batch:
-            part = translations[offset:offset + len(job.texts)]
-            offset += len(job.texts)
-            queue_s = start - job.enqueued
-            m.queue_wait.labels(self.name).observe(queue_s)
-            job.future.set_result(BatchResult(part, queue_s, compute_s, len(texts)))
+        m.tokens.labels(self.name, "source").inc(sum(p.tokens for p in batch))
+        for piece, offset in zip(batch, offsets, strict=False):
+            job = piece.job
+            job.compute_s += compute_s
+            job.batch_texts = max(job.batch_texts, len(texts))
+            if job.abandoned:
+                _fail(job, ClientGone("nobody waits for this translation any more"))
+                continue
+            job.results[piece.start:piece.stop] = translations[offset:offset + piece.stop
+                                                               - piece.start]
+            job.slices_left -= 1
+            if job.slices_left == 0:
+                assert job.started is not None  # set when its first slice was taken
+                job.future.set_result(BatchResult(
+                    [tr for tr in job.results if tr is not None], job.started - job.enqueued,
+                    job.compute_s, job.batch_texts))
+
+    def _unqueue(self, job: _Job) -> None:
+        """Removes `job`'s slices that are still queued."""
+        with self._cond:
+            queue = self._clients.get(job.client)
+            if queue:
+                for piece in [s for s in queue if s.job is job]:
+                    queue.remove(piece)
+                    self._dequeued(piece)
+                if not queue:
+                    self._forget(job.client)
+
+
+def _fail(job: _Job, err: BaseException) -> None:
+    """Ends `job` with `err` unless it has ended already (answered, failed or cancelled)."""
+    with contextlib.suppress(InvalidStateError):
+        if not job.future.done():
+            job.future.set_exception(err)
 
 
 class ArrivalsMiddleware:

@@ -22,6 +22,7 @@ from service.errors import install_error_handlers
 from service.limits import BodyTimeoutMiddleware
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.registry import ModelRegistry
+from service.request_scope import RequestScopeMiddleware
 from service.routers import documents, libretranslate, models, ops, translations, web
 from service.settings import ServiceSettings
 from service.uploads import UploadBodyLimitMiddleware
@@ -96,5 +97,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["*"])
+    # Outside the body limits, so that watching for a disconnect after the body is no body read.
+    app.add_middleware(RequestScopeMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -9,7 +9,7 @@ by name. Each Translator is loaded once and shared, read-only, by its one batche
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,17 +145,19 @@ def _choose_defaults(models: Mapping[str, ModelEntry], configured: Mapping[tuple
 
 def _batcher_for(translator: TranslationModel, *, name: str, settings: ServiceSettings,
                  metrics: ServiceMetrics, arrivals: Arrivals | None) -> MicroBatcher:
-    def translate(texts: list[str], options: DecodeOptions) -> list[Translation]:
+    def translate(texts: list[str], options: DecodeOptions,
+                  abandoned: Callable[[], Collection[int]]) -> list[Translation]:
         translations = translator.translate(
             texts, beam_size=options.beam_size, nbest=options.nbest,
             length_penalty=options.length_penalty, return_attention=options.return_attention,
             domain=options.domain, align=options.align, terms=options.terms,
-            glossary=dict(options.glossary))
+            glossary=dict(options.glossary), abandoned=abandoned)
         metrics.tokens.labels(name, "target").inc(
             sum(len(t.candidates[0].tokens) for t in translations))
         return translations
 
     return MicroBatcher(
         translate, name=name, metrics=metrics, enabled=settings.batching,
-        max_batch_tokens=settings.max_batch_tokens, max_wait_s=settings.max_wait_ms / 1000.0,
-        max_queue=settings.max_queue, arrivals=arrivals)
+        max_batch_tokens=settings.max_batch_tokens, slice_tokens=settings.slice_tokens,
+        max_wait_s=settings.max_wait_ms / 1000.0, max_queue=settings.max_queue,
+        max_client_queue=settings.max_client_queue, arrivals=arrivals)

@@ -58,6 +58,10 @@ class ServiceSettings(BaseSettings):
     max_batch_tokens: int = Field(default=4_000, ge=1)  # source subwords per merged batch
     max_wait_ms: float = Field(default=5.0, ge=0.0, le=1_000.0)  # wait for more requests
     max_queue: int = Field(default=256, ge=1)  # texts waiting per model; beyond: 503
+    # Fair sharing (deficit round-robin): a client's share of one model call while others wait,
+    # and the texts one client (API key or address) may have waiting per model.
+    slice_tokens: int = Field(default=256, ge=1)
+    max_client_queue: int = Field(default=128, ge=1)  # beyond: 503
     request_timeout_s: float = Field(default=30.0, gt=0.0)  # beyond: 504
 
     # Access: optional API keys (any one of them is accepted) and a per-key (or per-client

@@ -6,8 +6,15 @@ import dataclasses
 import logging
 
 from nmt.text.markup import parse_html
-from service.batching import BatchResult, DecodeOptions, QueueFull, TranslationTimeout
+from service.batching import (
+    BatchResult,
+    ClientGone,
+    DecodeOptions,
+    QueueFull,
+    TranslationTimeout,
+)
 from service.errors import ApiError
+from service.metrics import CLIENT_CLOSED
 from service.registry import ModelEntry
 from service.settings import ServiceSettings
 
@@ -47,7 +54,7 @@ async def translate_texts(entry: ModelEntry, texts: list[str], options: DecodeOp
     if not texts:
         return BatchResult([], 0.0, 0.0, 0)
     try:
-        tokens = sum(entry.translator.count_tokens(texts))
+        tokens = entry.translator.count_tokens(texts)
         return await entry.batcher.translate(texts, tokens, options,
                                              timeout_s=settings.request_timeout_s)
     except QueueFull:
@@ -56,6 +63,9 @@ async def translate_texts(entry: ModelEntry, texts: list[str], options: DecodeOp
     except TranslationTimeout:
         raise ApiError(504, f"translation timed out after {settings.request_timeout_s:g} s"
                        ) from None
+    except ClientGone:
+        # Nobody reads this answer; the metrics middleware counts the request as 499.
+        raise ApiError(CLIENT_CLOSED, "the client closed the connection") from None
     except ApiError:
         raise
     except Exception:

@@ -10,6 +10,7 @@ n-best lists never hold duplicates.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -61,6 +62,7 @@ def beam_search(
     no_repeat_ngram: int = 0,
     return_attention: bool = True,
     step_scorer: StepScorer | None = None,
+    drop: Callable[[Tensor], Tensor] | None = None,
 ) -> list[list[Hypothesis]]:
     """Beam search over a batch.
 
@@ -74,9 +76,13 @@ def beam_search(
         no_repeat_ngram: ban repeating any n-gram of this size (0: off).
         return_attention: keep (T, S) attention when the model has attention.
         step_scorer: optional shallow-fusion hook, see `constraints.StepScorer`.
+        drop: called before every step with the (N,) original batch indices of the live
+            sentences; the (N,) bool it returns marks sentences to abandon. They leave the batch
+            (all K beams) before that step runs and get an empty list, even if some of their
+            hypotheses had finished; when none is left, decoding ends.
 
     Returns:
-        Per sentence, its n-best list: distinct hypotheses, best score first.
+        Per sentence, its n-best list: distinct hypotheses, best score first ([] if abandoned).
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
@@ -89,6 +95,10 @@ def beam_search(
     finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
     step = 0
     while beams.sent.numel() > 0:
+        if drop is not None:
+            beams = _drop(beams, drop(beams.sent), finished)
+            if beams.sent.numel() == 0:
+                break
         n, k = beams.scores.shape
         log_probs, state, attn = constrained_step(
             model, beams.prev, beams.state, beams.enc, step=step, tokens=beams.tokens,
@@ -126,6 +136,29 @@ def _start(model: Seq2Seq, enc: EncoderOutput, max_lens: Tensor, k: int, *, keep
         # The bridge runs on B rows; only its output is repeated K times.
         state=model.init_state(enc).select(rows),
         enc=enc.select(rows),
+    )
+
+
+def _drop(beams: _Beams, gone: Tensor, finished: list[list[Hypothesis]]) -> _Beams:
+    """Removes the sentences marked in `gone` (N,) bool, all their K rows, and forgets their
+    finished hypotheses: an abandoned sentence has no result."""
+    if not bool(gone.any()):
+        return beams
+    k = beams.scores.size(1)
+    for s in beams.sent[gone].tolist():
+        finished[s] = []
+    keep = (~gone).nonzero().squeeze(1)  # (N',)
+    rows = (keep[:, None] * k + torch.arange(k, device=keep.device)).view(-1)  # (N' * K,)
+    return _Beams(
+        sent=beams.sent[keep],
+        max_lens=beams.max_lens[keep],
+        n_finished=beams.n_finished[keep],
+        scores=beams.scores[keep],
+        tokens=beams.tokens.index_select(0, rows),
+        attn=None if beams.attn is None else beams.attn.index_select(0, rows),
+        prev=beams.prev.index_select(0, rows),
+        state=beams.state.select(rows),
+        enc=beams.enc.select(rows),
     )
 
 

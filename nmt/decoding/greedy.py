@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -24,6 +26,7 @@ def greedy_search(
     no_repeat_ngram: int = 0,
     return_attention: bool = True,
     step_scorer: StepScorer | None = None,
+    drop: Callable[[Tensor], Tensor] | None = None,
 ) -> list[list[Hypothesis]]:
     """Greedy decoding of a whole batch; finished rows leave the batch as they end.
 
@@ -36,9 +39,12 @@ def greedy_search(
         no_repeat_ngram: ban repeating any n-gram of this size (0: off).
         return_attention: keep (T, S) attention when the model has attention.
         step_scorer: optional shallow-fusion hook, see `constraints.StepScorer`.
+        drop: called before every step with the (N,) original batch indices of the live
+            sentences; the (N,) bool it returns marks sentences to abandon. They leave the batch
+            before that step runs and get an empty list; when none is left, decoding ends.
 
     Returns:
-        One single-element n-best list per sentence, in batch order.
+        One single-element n-best list per sentence, in batch order ([] for abandoned ones).
     """
     batch_size = enc.mask.size(0)
     device = enc.mask.device
@@ -54,6 +60,17 @@ def greedy_search(
     results: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
 
     for step in range(int(max_lens.max()) + 1 if batch_size else 0):
+        if drop is not None:
+            gone = drop(sent)
+            if bool(gone.any()):
+                stay = (~gone).nonzero().squeeze(1)
+                if stay.numel() == 0:
+                    break
+                sent, max_lens, scores = sent[stay], max_lens[stay], scores[stay]
+                tokens, prev = tokens[stay], prev[stay]
+                state, enc = state.select(stay), enc.select(stay)
+                if keep_attn:
+                    attn_hist = attn_hist[stay]
         log_probs, state, attn = constrained_step(
             model, prev, state, enc, step=step, tokens=tokens, at_max=max_lens <= step,
             min_len=min_len, no_repeat_ngram=no_repeat_ngram, step_scorer=step_scorer,

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,8 @@ class FakeTranslator:
                   length_penalty: float | None = None, batch_tokens: int | None = None,
                   return_attention: bool = False, progress: bool = False,
                   domain: str | None = None, align: bool = False, terms: Sequence[str] = (),
-                  glossary: Mapping[str, str] | None = None) -> list[Translation]:
+                  glossary: Mapping[str, str] | None = None,
+                  abandoned: Callable[[], Collection[int]] | None = None) -> list[Translation]:
         self.calls.append({"texts": list(texts), "beam_size": beam_size, "nbest": nbest,
                            "return_attention": return_attention, "domain": domain,
                            "align": align, "terms": list(terms), "glossary": dict(glossary or {})})

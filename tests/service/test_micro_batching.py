@@ -28,7 +28,7 @@ class Recorder:
         self.gate.set()
         self.started = threading.Event()
 
-    def __call__(self, texts, options):
+    def __call__(self, texts, options, abandoned=lambda: ()):
         self.calls.append((list(texts), options))
         self.started.set()
         self.gate.wait(10)
@@ -52,7 +52,7 @@ def make_batcher():
 def _hold_busy(rec, batcher):
     """Starts one request and waits until the worker is inside the model with it."""
     rec.gate.clear()
-    first = batcher.submit(["first"], 1, DecodeOptions())
+    first = batcher.submit(["first"], [1], DecodeOptions())
     assert rec.started.wait(5)
     return first
 
@@ -61,9 +61,9 @@ def test_queued_requests_are_merged_by_options(make_batcher):
     rec = Recorder()
     batcher = make_batcher(rec, max_wait_s=0.0)
     first = _hold_busy(rec, batcher)
-    a = batcher.submit(["a1", "a2"], 2, DecodeOptions(beam_size=2))
-    b = batcher.submit(["b"], 1, DecodeOptions(beam_size=5))
-    c = batcher.submit(["c"], 1, DecodeOptions(beam_size=2))
+    a = batcher.submit(["a1", "a2"], [1, 1], DecodeOptions(beam_size=2))
+    b = batcher.submit(["b"], [1], DecodeOptions(beam_size=5))
+    c = batcher.submit(["c"], [1], DecodeOptions(beam_size=2))
     rec.gate.set()
     assert first.result(5).translations == ["first/None"]
     assert a.result(5).translations == ["a1/2", "a2/2"]
@@ -77,7 +77,7 @@ def test_token_budget_splits_batches(make_batcher):
     rec = Recorder()
     batcher = make_batcher(rec, max_wait_s=0.0, max_batch_tokens=10)
     _hold_busy(rec, batcher)
-    futures = [batcher.submit([f"t{i}"], 4, DecodeOptions()) for i in range(4)]
+    futures = [batcher.submit([f"t{i}"], [4], DecodeOptions()) for i in range(4)]
     rec.gate.set()
     for f in futures:
         f.result(5)
@@ -88,7 +88,7 @@ def test_disabled_batching_runs_each_request_alone(make_batcher):
     rec = Recorder()
     batcher = make_batcher(rec, enabled=False)
     _hold_busy(rec, batcher)
-    futures = [batcher.submit([f"t{i}"], 1, DecodeOptions()) for i in range(3)]
+    futures = [batcher.submit([f"t{i}"], [1], DecodeOptions()) for i in range(3)]
     rec.gate.set()
     for f in futures:
         f.result(5)
@@ -99,7 +99,7 @@ def test_lone_request_does_not_wait_when_nothing_else_is_arriving(make_batcher):
     rec = Recorder()
     batcher = make_batcher(rec, max_wait_s=30.0, arrivals=Arrivals())
     start = time.perf_counter()
-    assert batcher.submit(["alone"], 1, DecodeOptions()).result(10).translations == ["alone/None"]
+    assert batcher.submit(["alone"], [1], DecodeOptions()).result(10).translations == ["alone/None"]
     assert time.perf_counter() - start < 5.0  # not the 30 s timer
 
 
@@ -114,11 +114,11 @@ def test_worker_waits_for_requests_still_being_read(make_batcher):
     second_request.run(arrivals.arrive)
     assert arrivals.pending == 2
     start = time.perf_counter()
-    a = first_request.run(batcher.submit, ["a"], 1, DecodeOptions())
+    a = first_request.run(batcher.submit, ["a"], [1], DecodeOptions())
     assert arrivals.pending == 1
     time.sleep(0.2)
     assert not rec.calls  # held back: another request is on its way
-    b = second_request.run(batcher.submit, ["b"], 1, DecodeOptions())
+    b = second_request.run(batcher.submit, ["b"], [1], DecodeOptions())
     assert (a.result(10).translations, b.result(10).translations) == (["a/None"], ["b/None"])
     assert [texts for texts, _ in rec.calls] == [["a", "b"]]
     assert arrivals.pending == 0 and time.perf_counter() - start < 10.0
@@ -139,10 +139,10 @@ def test_full_queue_refuses(make_batcher):
     rec = Recorder()
     batcher = make_batcher(rec, max_queue=3)
     _hold_busy(rec, batcher)
-    batcher.submit(["a", "b"], 2, DecodeOptions())
+    batcher.submit(["a", "b"], [1, 1], DecodeOptions())
     with pytest.raises(QueueFull):
-        batcher.submit(["c", "d"], 2, DecodeOptions())
-    batcher.submit(["c"], 1, DecodeOptions())
+        batcher.submit(["c", "d"], [1, 1], DecodeOptions())
+    batcher.submit(["c"], [1], DecodeOptions())
     rec.gate.set()
 
 
@@ -151,18 +151,18 @@ def test_timeout_drops_the_waiting_request(make_batcher):
     batcher = make_batcher(rec)
     _hold_busy(rec, batcher)
     with pytest.raises(TranslationTimeout):
-        asyncio.run(batcher.translate(["late"], 1, DecodeOptions(), timeout_s=0.05))
+        asyncio.run(batcher.translate(["late"], [1], DecodeOptions(), timeout_s=0.05))
     rec.gate.set()
-    batcher.submit(["next"], 1, DecodeOptions()).result(5)
+    batcher.submit(["next"], [1], DecodeOptions()).result(5)
     assert ["late"] not in [texts for texts, _ in rec.calls]
 
 
 def test_model_failure_reaches_every_merged_request(make_batcher):
-    def broken(texts, options):
+    def broken(texts, options, abandoned):
         raise RuntimeError("boom")
 
     batcher = make_batcher(broken)
-    f = batcher.submit(["x"], 1, DecodeOptions())
+    f = batcher.submit(["x"], [1], DecodeOptions())
     with pytest.raises(RuntimeError, match="boom"):
         f.result(5)
 
