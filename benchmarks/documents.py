@@ -58,6 +58,9 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
+PROBE_KEY, DOC_KEY = "bench-probe-key", "bench-document-key"
+
+
 def _p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100)[98] if len(samples) >= 2 else samples[0]
 
@@ -67,14 +70,17 @@ def _probe(url: str, stop: threading.Event, out: list[float]) -> None:
         while not stop.is_set():
             start = time.perf_counter()
             client.post(f"{url}/translate", json={"q": SENTENCES[0], "source": "de",
-                                                  "target": "en"}).raise_for_status()
+                                                  "target": "en"},
+                        headers={"X-API-Key": PROBE_KEY}).raise_for_status()
             out.append(time.perf_counter() - start)
 
 
 def serve_benchmark(model: str, threads: int, files: dict[str, bytes]) -> dict[str, float]:
     port = _port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "NMT_NUM_THREADS": str(threads),
+    # Two API keys, so the probe and the document are two clients to the fair scheduler (as two
+    # users are; from one address without keys they would share one client's share).
+    env = {**os.environ, "NMT_NUM_THREADS": str(threads), "NMT_API_KEYS": f"{PROBE_KEY},{DOC_KEY}",
            "NMT_FILES_DIR": tempfile.mkdtemp(prefix="bench-files-")}
     proc = subprocess.Popen([sys.executable, "-m", "nmt", "serve", "--model", model,
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
@@ -101,9 +107,11 @@ def serve_benchmark(model: str, threads: int, files: dict[str, bytes]) -> dict[s
             probe.start()
             start = time.perf_counter()
             answer = httpx.post(f"{url}/translate_file", data={"source": "de", "target": "en"},
-                                files={"file": (name, data)}, timeout=3_600)
+                                files={"file": (name, data)}, timeout=3_600,
+                                headers={"X-API-Key": DOC_KEY})
             answer.raise_for_status()
-            httpx.get(answer.json()["translatedFileUrl"]).raise_for_status()
+            httpx.get(answer.json()["translatedFileUrl"],
+                      headers={"X-API-Key": DOC_KEY}).raise_for_status()
             results[f"/translate_file {name} s"] = time.perf_counter() - start
             stop.set()
             probe.join()

@@ -98,6 +98,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["*"])
     # Outside the body limits, so that watching for a disconnect after the body is no body read.
-    app.add_middleware(RequestScopeMiddleware)
+    app.add_middleware(RequestScopeMiddleware, by_key=bool(settings.api_keys))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

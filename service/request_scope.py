@@ -3,10 +3,12 @@
 `RequestScopeMiddleware` sets two context variables for every HTTP request, read by the
 micro-batcher (`service.batching`) from the handler's own context:
 
-- `current_client`: the identity the scheduler shares the model by: `key:<digest>` for a request
-  with an API key in its headers (`X-API-Key`, `Authorization: Bearer`), else `addr:<host>` (the
-  peer address, which uvicorn has already replaced by the forwarded one only for trusted proxies).
-  Keys sent in a body (LibreTranslate's `api_key` field) share their address's identity.
+- `current_client`: the identity the scheduler shares the model by: on a service with API keys,
+  `key:<digest>` for a request with a key in its headers (`X-API-Key`, `Authorization: Bearer`;
+  a wrong key is refused before anything is queued), else `addr:<host>` (the peer address, which
+  uvicorn replaces by the forwarded one only for trusted proxies). Without API keys the address
+  alone counts, so a client cannot claim many shares by sending many made-up keys. Keys sent in
+  a body (LibreTranslate's `api_key` field) share their address's identity.
 - `current_gone`: an `asyncio.Event` set when the client disconnects after sending its whole
   request, so that queued and running work for it can be dropped instead of finished for nobody.
 
@@ -32,11 +34,12 @@ current_gone: contextvars.ContextVar[asyncio.Event | None] = contextvars.Context
     "nmt_client_gone", default=None)
 
 
-def client_identity(scope: Scope) -> str:
-    """`key:<digest>` from the request's API key header, else `addr:<peer host>`."""
+def client_identity(scope: Scope, *, by_key: bool) -> str:
+    """`key:<digest>` from the request's API key header (with `by_key`), else
+    `addr:<peer host>`."""
     headers = dict(scope.get("headers") or [])
-    key = headers.get(b"x-api-key", b"")
-    auth = headers.get(b"authorization", b"")
+    key = headers.get(b"x-api-key", b"") if by_key else b""
+    auth = headers.get(b"authorization", b"") if by_key else b""
     if not key and auth[:7].lower() == b"bearer ":
         key = auth[7:].strip()
     if key:
@@ -49,8 +52,9 @@ def client_identity(scope: Scope) -> str:
 class RequestScopeMiddleware:
     """Sets `current_client` and `current_gone` for each HTTP request (see the module doc)."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, *, by_key: bool = False):
         self.app = app
+        self.by_key = by_key  # True when the service checks API keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,7 +80,7 @@ class RequestScopeMiddleware:
                 watcher = asyncio.ensure_future(watch())
             return message
 
-        client_token = current_client.set(client_identity(scope))
+        client_token = current_client.set(client_identity(scope, by_key=self.by_key))
         gone_token = current_gone.set(gone)
         try:
             await self.app(scope, app_receive, send)

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from service.batching import DecodeOptions
+
 
 def _scope(path: str, content_type: bytes) -> dict[str, Any]:
     return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
@@ -55,3 +57,39 @@ def test_a_client_gone_mid_body_is_a_499_not_an_error(serve_fakes, caplog: pytes
     assert 'status="500"' not in metrics
     assert s.app.state.arrivals.pending == 0  # no batch waits for it
     assert s.translators["fake-de-en"].calls == []
+
+
+def test_a_client_gone_while_its_translation_waits_frees_its_place(serve_fakes) -> None:
+    """The whole body arrives, then the client disconnects while the model is busy: the request
+    ends at once as a 499, and its text never reaches the model."""
+    s = serve_fakes()
+    fake = s.translators["fake-de-en"]
+    fake.gate.clear()  # the model is busy with someone else's call
+    busy = s.registry.models["fake-de-en"].batcher.submit(
+        ["someone else"], [2], DecodeOptions(), client="other")
+    body = b'{"texts": ["Ein Hund"], "source": "de", "target": "en"}'
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(0.2)  # the client waits a little, then hangs up
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def call() -> float:
+        start = asyncio.get_running_loop().time()
+        await s.app(_scope("/v1/translate", b"application/json"), receive, send)
+        return asyncio.get_running_loop().time() - start
+
+    took = asyncio.run(call())
+    fake.gate.set()
+    busy.result(5)
+    assert took < 5  # not the 30 s request timeout
+    metrics = s.client.get("/metrics").text
+    assert 'route="/v1/translate",status="499"} 1.0' in metrics
+    assert 'nmt_rejected_requests_total{model="fake-de-en",reason="client_gone"} 1.0' in metrics
+    assert [c["texts"] for c in fake.calls] == [["someone else"]]

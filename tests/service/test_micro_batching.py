@@ -11,12 +11,14 @@ import pytest
 
 from service.batching import (
     Arrivals,
+    ClientGone,
     DecodeOptions,
     MicroBatcher,
     QueueFull,
     TranslationTimeout,
 )
 from service.metrics import ServiceMetrics
+from service.request_scope import current_gone
 
 
 class Recorder:
@@ -192,3 +194,107 @@ def test_concurrent_requests_via_the_api_are_merged(serve_fakes, fake):
     assert max(len(c["texts"]) for c in translator.calls) > 1
     metrics = served.client.get("/metrics").text
     assert 'nmt_batch_requests_bucket{le="1.0",model="m"}' in metrics
+
+
+def test_a_large_request_shares_every_call_with_a_small_one(make_batcher):
+    """Deficit round-robin: a 40-text request from one client and a 1-text request from another
+    arriving behind it: the small one goes into the next call, not after the whole document."""
+    rec = Recorder()
+    batcher = make_batcher(rec, max_wait_s=0.0, max_batch_tokens=100, slice_tokens=10)
+    first = _hold_busy(rec, batcher)
+    big = batcher.submit([f"d{i}" for i in range(40)], [5] * 40, DecodeOptions(), client="doc")
+    small = batcher.submit(["hello"], [3], DecodeOptions(), client="chat")
+    rec.gate.set()
+    first.result(5)
+    assert small.result(5).translations == ["hello/None"]
+    assert big.result(5).translations == [f"d{i}/None" for i in range(40)]
+    calls = [texts for texts, _ in rec.calls[1:]]
+    assert calls[0] == ["d0", "d1", "hello"]  # one share (10 tokens) each, in one call
+    assert all(len(c) <= 2 for c in calls[1:])  # shared mode: one share per call while shared
+    assert [t for c in calls for t in c if t != "hello"] == [f"d{i}" for i in range(40)]
+
+
+def test_a_lone_client_fills_whole_calls(make_batcher):
+    rec = Recorder()
+    batcher = make_batcher(rec, max_wait_s=0.0, max_batch_tokens=100, slice_tokens=10)
+    batcher.shared_for_s = 0.0  # no other client seen recently
+    first = _hold_busy(rec, batcher)
+    big = batcher.submit([f"d{i}" for i in range(40)], [5] * 40, DecodeOptions())
+    rec.gate.set()
+    big.result(5)
+    assert [len(texts) for texts, _ in rec.calls[1:]] == [20, 20]
+
+
+def test_one_client_cannot_fill_the_queue(make_batcher):
+    rec = Recorder()
+    batcher = make_batcher(rec, max_queue=100, max_client_queue=3)
+    _hold_busy(rec, batcher)
+    batcher.submit(["a", "b"], [1, 1], DecodeOptions(), client="greedy")
+    with pytest.raises(QueueFull, match="at most 3 per client"):
+        batcher.submit(["c", "d"], [1, 1], DecodeOptions(), client="greedy")
+    batcher.submit(["e", "f", "g"], [1, 1, 1], DecodeOptions(), client="polite")  # not refused
+    rec.gate.set()
+
+
+class Stepper:
+    """A translate function that 'decodes' in steps of 10 ms, dropping abandoned texts at each
+    step as the Translator does; records how many steps ran and for which texts."""
+
+    def __init__(self, steps: int = 200):
+        self.steps = steps
+        self.ran: list[list[str]] = []
+        self.call_times: list[float] = []  # when each call began
+
+    def __call__(self, texts, options, abandoned=lambda: ()):
+        live = list(range(len(texts)))
+        self.call_times.append(time.perf_counter())
+        for _ in range(self.steps):
+            gone = set(abandoned())
+            live = [i for i in live if i not in gone]
+            if not live:
+                break
+            self.ran.append([texts[i] for i in live])
+            time.sleep(0.01)
+        return [f"{t}/done" for t in texts]
+
+
+def test_a_timed_out_request_leaves_the_running_call_at_the_next_step(make_batcher):
+    stepper = Stepper()
+    batcher = make_batcher(stepper, max_wait_s=0.0)
+
+    async def main():
+        with pytest.raises(TranslationTimeout):
+            await batcher.translate(["slow"], [1], DecodeOptions(), timeout_s=0.1)
+        return time.perf_counter()
+
+    gave_up = asyncio.run(main())
+    # The worker is free at once: the next request starts without waiting out the 2 s call.
+    stepper.steps = 1
+    assert batcher.submit(["next"], [1], DecodeOptions()).result(5).translations == ["next/done"]
+    assert stepper.call_times[1] - gave_up < 0.5
+    assert 5 <= sum(1 for texts in stepper.ran if texts == ["slow"]) <= 15  # ~0.1 s of steps
+
+
+def test_a_disconnected_client_leaves_the_call_and_the_others_continue(make_batcher):
+    stepper = Stepper(steps=30)
+    batcher = make_batcher(stepper, max_wait_s=0.1, arrivals=None)  # waits 0.1 s for company
+
+    async def main():
+        kept = batcher.submit(["kept"], [1], DecodeOptions(), client="a")
+        gone = asyncio.Event()
+        current_gone.set(gone)
+        task = asyncio.ensure_future(batcher.translate(["left"], [1], DecodeOptions(),
+                                                       timeout_s=30))
+        while not stepper.ran:  # the shared call is running
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        gone.set()  # what RequestScopeMiddleware does when the client disconnects
+        with pytest.raises(ClientGone):
+            await task
+        return kept
+
+    kept = asyncio.run(main())
+    assert kept.result(5).translations == ["kept/done"]
+    assert ["kept", "left"] in stepper.ran  # they shared a call...
+    assert stepper.ran[-1] == ["kept"]  # ...which went on without the one that left
+    assert sum(1 for texts in stepper.ran if texts == ["kept"]) >= 10
