@@ -99,6 +99,7 @@ def serve_benchmark(model: str, threads: int, files: dict[str, bytes]) -> dict[s
         timer = threading.Timer(10.0, stop.set)
         timer.start()
         _probe(url, stop, idle)
+        results["idle /translate p50 s"] = statistics.median(idle)
         results["idle /translate p99 s"] = _p99(idle)
         for name, data in files.items():
             busy: list[float] = []
@@ -115,7 +116,9 @@ def serve_benchmark(model: str, threads: int, files: dict[str, bytes]) -> dict[s
             results[f"/translate_file {name} s"] = time.perf_counter() - start
             stop.set()
             probe.join()
+            results[f"/translate p50 during {name} s"] = statistics.median(busy)
             results[f"/translate p99 during {name} s"] = _p99(busy)
+            results[f"/translate requests during {name}"] = len(busy)
     finally:
         proc.terminate()
         proc.wait(30)

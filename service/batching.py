@@ -196,7 +196,7 @@ class MicroBatcher:
     shared_for_s = 2.0  # how long a second client keeps calls at one round after its last work
 
     def __init__(self, translate: TranslateFn, *, name: str, metrics: ServiceMetrics,
-                 enabled: bool = True, max_batch_tokens: int = 4000, slice_tokens: int = 256,
+                 enabled: bool = True, max_batch_tokens: int = 4000, slice_tokens: int = 64,
                  max_wait_s: float = 0.005, max_queue: int = 256,
                  max_client_queue: int | None = None, arrivals: Arrivals | None = None):
         self._translate = translate
