@@ -135,3 +135,48 @@ def test_an_error_that_is_not_json_is_shown(live_server):
         page.wait_for_function("document.getElementById('error').textContent.length > 0")
         assert page.text_content("#error").startswith("502")
         assert page.text_content("#status") == ""
+
+
+def test_the_file_section_translates_a_subtitle_file(live_server):
+    """Pick a .srt, translate it: the download link gives an .srt with the same cues and timings,
+    its text translated (it differs from the source), named after the target language."""
+    source = ("1\n00:00:01,000 --> 00:00:02,500\nein hund rennt\n\n"
+              "2\n00:00:03,000 --> 00:00:04,000\nder mann schläft\n")
+    with _browser() as browser:
+        page = browser.new_page(accept_downloads=True)
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(live_server)
+        page.wait_for_selector("#pair option", state="attached")
+        page.set_input_files("#file", files=[{"name": "talk.de.srt", "mimeType": "text/plain",
+                                              "buffer": source.encode()}])
+        page.click("#file-translate")
+        page.wait_for_selector("#file-download:not([hidden])", timeout=30_000)
+        assert page.locator("#file-status").text_content() == ""
+        with page.expect_download() as download_info:
+            page.click("#file-download")
+        download = download_info.value
+        assert download.suggested_filename == "talk.en.srt"
+        translated = open(download.path(), encoding="utf-8").read()
+        assert errors == []
+    blocks = [b.splitlines() for b in translated.strip().split("\n\n")]
+    assert [b[:2] for b in blocks] == [["1", "00:00:01,000 --> 00:00:02,500"],
+                                       ["2", "00:00:03,000 --> 00:00:04,000"]]
+    assert all(len(b) >= 3 and b[2].strip() for b in blocks)
+    assert [b[2] for b in blocks] != ["ein hund rennt", "der mann schläft"]
+
+
+def test_the_file_section_shows_the_servers_error(live_server):
+    with _browser() as browser:
+        page = browser.new_page()
+        page.goto(live_server)
+        page.wait_for_selector("#pair option", state="attached")
+        page.set_input_files("#file", files=[{"name": "broken.docx", "mimeType":
+                                              "application/octet-stream",
+                                              "buffer": b"this is not a zip file"}])
+        page.click("#file-translate")
+        page.wait_for_function(
+            "document.getElementById('file-status').textContent.startsWith('Error: ')",
+            timeout=30_000)
+        assert "docx" in page.locator("#file-status").text_content().lower()
+        assert page.locator("#file-download").is_hidden()
