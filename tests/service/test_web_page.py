@@ -1,5 +1,6 @@
 """The web page in headless Chromium: type, get a translation, alternatives and attention; pick
-a model and a domain; beams 1 and 2; clearing the text while a request is on its way.
+a model and a domain; beams 1 and 2; clearing the text while a request is on its way; a file
+translated and downloaded from the file section, and a broken file's error shown.
 
 Runs when Debian's chromium (/usr/bin/chromium) and the Python `playwright` package are
 installed (`apt-get install -y chromium` and `pip install playwright`; no browser download is
