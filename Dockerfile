@@ -35,8 +35,9 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorc
 COPY pyproject.toml README.md ./
 COPY nmt ./nmt
 COPY service ./service
-# The serving set only: no extras (train: TensorBoard, report: matplotlib).
-RUN pip install --no-cache-dir . \
+# The serving set, plus the redis extra (shared rate limits with NMT_REDIS_URL, deploy/); not
+# train (TensorBoard) or report (matplotlib).
+RUN pip install --no-cache-dir "./.[redis]" \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin nmt
 
 # The default models, last: a new model does not invalidate the layers above.

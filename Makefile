@@ -1,6 +1,6 @@
 # Set-up and everyday commands. `make serve` and `make test` are the README's two commands:
 # `make serve` installs what serving needs (the project's dependencies), `make test` everything
-# (the test extra, which pulls in the train and report extras).
+# (the test extra, which pulls in the train, report and redis extras).
 #
 # TORCH_INDEX picks the torch build: PyTorch's CPU index by default, so a CPU machine never
 # downloads the multi-GB CUDA build. On a GPU machine: make serve TORCH_INDEX=

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service.access import AccessGuard
+from service.access import AccessGuard, RedisWindows, SharedLimitsError
 from service.batching import Arrivals, ArrivalsMiddleware
 from service.detect import LanguageDetector
 from service.errors import install_error_handlers
@@ -28,6 +29,8 @@ from service.settings import ServiceSettings
 from service.uploads import UploadBodyLimitMiddleware
 
 logger = logging.getLogger("service")
+
+STARTUP_FAILURE = 3  # uvicorn's exit status for an app that cannot start (not restarted)
 
 DESCRIPTION = """\
 Neural machine translation over HTTP.
@@ -57,6 +60,23 @@ def _version() -> str:
         return "source"
 
 
+def _shared_windows(settings: ServiceSettings) -> RedisWindows | None:
+    """The Redis windows NMT_REDIS_URL names, or None without it.
+
+    A Redis that does not answer stops the start-up with one line on stderr and uvicorn's
+    start-up failure status (3), which also stops `nmt serve --workers N` rather than having
+    uvicorn restart each worker forever.
+    """
+    if not settings.redis_url:
+        return None
+    try:
+        return RedisWindows(settings.redis_url, prefix=settings.redis_prefix,
+                            timeout_s=settings.redis_timeout_s)
+    except SharedLimitsError as err:
+        print(f"nmt serve: error: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(STARTUP_FAILURE) from None
+
+
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Builds the app; models load when it starts (uvicorn, or `with TestClient(app)`)."""
     settings = settings or ServiceSettings()
@@ -82,7 +102,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.arrivals = arrivals
     app.state.guard = AccessGuard(settings.api_keys, settings.rate_limit_per_minute,
-                                  settings.auth_failures_per_minute)
+                                  settings.auth_failures_per_minute,
+                                  shared=_shared_windows(settings))
     app.state.detector = LanguageDetector()  # loads its model on first use
     app.state.registry = None
     install_error_handlers(app)

@@ -12,11 +12,14 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BUNDLE_WEIGHTS = "model.pt"  # the file that marks a directory as a model bundle
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_REDIS_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _PAIR = re.compile(r"[A-Za-z][A-Za-z0-9_]*-[A-Za-z][A-Za-z0-9_]*")  # de-en: one "-" between codes
 
 
@@ -60,7 +63,7 @@ class ServiceSettings(BaseSettings):
     max_queue: int = Field(default=256, ge=1)  # texts waiting per model; beyond: 503
     # Fair sharing (deficit round-robin): a client's share of one model call while others wait,
     # and the texts one client (API key or address) may have waiting per model.
-    slice_tokens: int = Field(default=256, ge=1)
+    slice_tokens: int = Field(default=64, ge=1)
     max_client_queue: int = Field(default=128, ge=1)  # beyond: 503
     request_timeout_s: float = Field(default=30.0, gt=0.0)  # beyond: 504
 
@@ -72,6 +75,14 @@ class ServiceSettings(BaseSettings):
     # (right key or not) until its oldest failure is a minute old. 0: unlimited.
     auth_failures_per_minute: int = Field(default=10, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = []  # empty: CORS off
+    # Shared limits (docs/deploy.md): with a Redis URL (redis://HOST:6379/0, rediss://... for
+    # TLS, unix:///path.sock) both limits above count in Redis, across every worker and replica
+    # (needs the redis extra); empty: each process counts alone. Keys start with redis_prefix,
+    # so deployments can share one Redis. A Redis command taking over redis_timeout_s counts as
+    # Redis lost: each process then counts alone until Redis answers again.
+    redis_url: str = ""
+    redis_prefix: str = "nmt"
+    redis_timeout_s: float = Field(default=0.5, gt=0.0, le=10.0)
 
     # Document translation (/translate_file, /v1/documents): upload size (checked while reading),
     # characters and text units per document, and the store of results awaiting download
@@ -98,6 +109,32 @@ class ServiceSettings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        """A URL redis-py reads, or empty; the message names NMT_REDIS_URL."""
+        value = value.strip()
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in _REDIS_SCHEMES:
+            raise ValueError(f"NMT_REDIS_URL: expected redis://HOST:PORT/DB, rediss://HOST:PORT/DB "
+                             f"or unix:///PATH, not a {parts.scheme or 'scheme-less'} URL")
+        try:
+            parts.port  # noqa: B018  # raises on a port that is not a number
+        except ValueError:
+            raise ValueError("NMT_REDIS_URL: the port is not a number from 0 to 65535") from None
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("NMT_REDIS_URL: no host, e.g. redis://127.0.0.1:6379/0")
+        return value
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _check_redis_prefix(cls, value: str) -> str:
+        if not _REDIS_PREFIX.fullmatch(value):
+            raise ValueError(f"NMT_REDIS_PREFIX: {value!r} is not 1-64 letters, digits or _.:-")
         return value
 
     @field_validator("skipped_models", mode="before")
