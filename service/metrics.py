@@ -1,11 +1,26 @@
-"""Service: Prometheus metrics, kept in a per-app CollectorRegistry (tests build many apps)."""
+"""Service: Prometheus metrics, kept in a per-app CollectorRegistry (tests build many apps).
+
+With several worker processes (`nmt serve --workers N`), each process counts its own requests;
+`nmt serve` then sets PROMETHEUS_MULTIPROC_DIR to a fresh directory before the workers start, so
+prometheus-client's multiprocess mode keeps every process's values in files there and /metrics,
+whichever worker answers it, reports the sums over all of them (the queue depth gauge as the sum
+over live workers).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,7 +51,7 @@ class ServiceMetrics:
         self.queue_wait = Histogram("nmt_queue_wait_seconds", "time a request waited in the queue",
                                     ["model"], buckets=_LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge("nmt_queue_depth", "texts waiting to be translated",
-                                 ["model"], registry=r)
+                                 ["model"], registry=r, multiprocess_mode="livesum")
         self.tokens = Counter(
             "nmt_tokens", "subword tokens translated (source read, target written)",
             ["model", "side"], registry=r)
@@ -45,7 +60,15 @@ class ServiceMetrics:
                                 ["model", "reason"], registry=r)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition text: this process's registry, or every worker's in multiprocess mode."""
+        if not os.environ.get(MULTIPROC_ENV):
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class MetricsMiddleware:

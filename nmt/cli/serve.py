@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -275,4 +276,12 @@ def run(args: argparse.Namespace) -> None:
 
     import uvicorn  # here, not at the top: `nmt --help` and training need no web server
 
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        with tempfile.TemporaryDirectory(prefix="nmt-metrics-") as metrics_dir:
+            # Before the workers start: each one's metrics go to files here, and /metrics sums
+            # them (service/metrics.py). A fresh directory, so no old process's counts linger
+            # (one set by the caller is used as it is: the caller cleans it).
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            uvicorn.run(APP_FACTORY, **uvicorn_options(args))
+        return
     uvicorn.run(APP_FACTORY, **uvicorn_options(args))

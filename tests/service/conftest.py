@@ -204,9 +204,10 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 def _start_server(bundle: Path | list[Path], log_path: Path, *extra: str,
-                  env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+                  env: Mapping[str, str] | None = None, ready_s: float = 60.0
+                  ) -> tuple[subprocess.Popen, str]:
     """Runs `nmt serve` on a random port (with `env` added to the environment); returns once
-    /ready answers 200."""
+    /ready answers 200 (within `ready_s`)."""
     port = _free_port()
     env = {**os.environ, "NMT_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
     models = [a for b in (bundle if isinstance(bundle, list) else [bundle])
@@ -217,7 +218,7 @@ def _start_server(bundle: Path | list[Path], log_path: Path, *extra: str,
              "--log-level", "warning", *extra],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + ready_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"server exited: {log_path.read_text()[-2000:]}")
@@ -228,7 +229,7 @@ def _start_server(bundle: Path | list[Path], log_path: Path, *extra: str,
             pass
         time.sleep(0.2)
     proc.kill()
-    raise AssertionError("server did not become ready within 60 s")
+    raise AssertionError(f"server did not become ready within {ready_s:g} s")
 
 
 @pytest.fixture(scope="session")

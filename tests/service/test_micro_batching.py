@@ -221,6 +221,7 @@ def test_a_lone_client_fills_whole_calls(make_batcher):
     first = _hold_busy(rec, batcher)
     big = batcher.submit([f"d{i}" for i in range(40)], [5] * 40, DecodeOptions())
     rec.gate.set()
+    first.result(5)
     big.result(5)
     assert [len(texts) for texts, _ in rec.calls[1:]] == [20, 20]
 

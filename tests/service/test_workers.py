@@ -1,0 +1,46 @@
+"""`nmt serve --workers 2`: two processes behind one port, and /metrics, whichever worker
+answers it, counts the requests of both (prometheus-client's multiprocess mode)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.conftest import _start_server, stop_server
+
+
+def _translated(metrics: str) -> float:
+    found = re.search(r'nmt_http_requests_total\{method="POST",route="/v1/translate",'
+                      r'status="200"\} ([\d.]+)', metrics)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_two_workers_report_one_sum(tiny_bundle: Path, tmp_path: Path) -> None:
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    proc, url = _start_server(tiny_bundle, tmp_path / "server.log", "--workers", "2",
+                              env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+                              ready_s=180)  # two processes load torch and the bundle
+    try:
+        body = {"texts": ["ein hund rennt"], "source": "de", "target": "en"}
+        sent = 0
+        # A new connection per request: the workers take turns accepting, not in strict
+        # rotation, so send until both have counted one (a counter file per process).
+        while sent < 12 or (len(list(metrics_dir.glob("counter_*.db"))) < 2 and sent < 80):
+            with httpx.Client() as client:
+                assert client.post(f"{url}/v1/translate", json=body).status_code == 200
+            sent += 1
+        assert len(list(metrics_dir.glob("counter_*.db"))) == 2
+        seen = set()
+        for _ in range(6):
+            with httpx.Client() as client:
+                seen.add(_translated(client.get(f"{url}/metrics").text))
+        assert seen == {float(sent)}
+        assert "nmt_queue_depth" in httpx.get(f"{url}/metrics").text
+    finally:
+        stop_server(proc)
+    if proc.returncode not in (0, -15):
+        pytest.fail((tmp_path / "server.log").read_text()[-2000:])
