@@ -91,9 +91,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             f"{e.name} ({e.pair[0]}->{e.pair[1]}{', default' if registry.is_default(e) else ''})"
             for e in registry.models.values()))
         app.state.registry = registry
+        metrics.mark_ready(True)
         try:
             yield
         finally:
+            metrics.mark_ready(False)
             app.state.registry = None
             registry.close()
 

@@ -50,6 +50,10 @@ class ServiceMetrics:
                                        ["model"], buckets=_LATENCY_BUCKETS, registry=r)
         self.queue_wait = Histogram("nmt_queue_wait_seconds", "time a request waited in the queue",
                                     ["model"], buckets=_LATENCY_BUCKETS, registry=r)
+        self._loaded = False
+        self.workers_ready = Gauge("nmt_workers_ready",
+                                   "worker processes of this server with their models loaded",
+                                   registry=r, multiprocess_mode="livesum")
         self.queue_depth = Gauge("nmt_queue_depth", "texts waiting to be translated",
                                  ["model"], registry=r, multiprocess_mode="livesum")
         self.tokens = Counter(
@@ -58,6 +62,21 @@ class ServiceMetrics:
         self.rejected = Counter("nmt_rejected_requests",
                                 "requests refused by the queue (full) or dropped (timed out)",
                                 ["model", "reason"], registry=r)
+
+    def mark_ready(self, loaded: bool) -> None:
+        """This worker has loaded its models (True) or is letting them go (False)."""
+        self._loaded = loaded
+        self.workers_ready.set(1 if loaded else 0)
+
+    def ready_workers(self) -> int:
+        """How many worker processes have loaded their models: this one, or, in multiprocess
+        mode, the sum over every live worker."""
+        if not os.environ.get(MULTIPROC_ENV):
+            return int(self._loaded)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return int(sum(sample.value for family in registry.collect()
+                       if family.name == "nmt_workers_ready" for sample in family.samples))
 
     def render(self) -> bytes:
         """The exposition text: this process's registry, or every worker's in multiprocess mode."""

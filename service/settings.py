@@ -95,6 +95,9 @@ class ServiceSettings(BaseSettings):
     files_max_bytes: int = Field(default=1_000_000_000, ge=1_024)  # the store's total size
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Worker processes of this server (`nmt serve --workers`): /ready answers 200 only once every
+    # one of them has loaded its models.
+    workers: int = Field(default=1, ge=1)
 
     # Set by `nmt serve --skip-bad-models`: bundles it found unloadable and left out (name ->
     # why, without paths); /ready lists them.

@@ -130,7 +130,7 @@ def _positive_float(text: str) -> float:
 
 def settings_env(args: argparse.Namespace) -> dict[str, str]:
     """The NMT_* variables that carry the given options to the service's settings."""
-    env: dict[str, str] = {"NMT_LOG_LEVEL": args.log_level}
+    env: dict[str, str] = {"NMT_LOG_LEVEL": args.log_level, "NMT_WORKERS": str(args.workers)}
     if args.model:
         env["NMT_MODELS"] = json.dumps([str(Path(m).resolve()) for m in args.model])
     if args.models_root:

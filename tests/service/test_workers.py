@@ -40,7 +40,20 @@ def test_two_workers_report_one_sum(tiny_bundle: Path, tmp_path: Path) -> None:
                 seen.add(_translated(client.get(f"{url}/metrics").text))
         assert seen == {float(sent)}
         assert "nmt_queue_depth" in httpx.get(f"{url}/metrics").text
+        # /ready answered 200 (the server start waited for it): both workers had loaded.
+        assert re.search(r"^nmt_workers_ready 2\.0$", httpx.get(f"{url}/metrics").text, re.M)
     finally:
         stop_server(proc)
     if proc.returncode not in (0, -15):
         pytest.fail((tmp_path / "server.log").read_text()[-2000:])
+
+
+def test_ready_waits_for_every_worker(serve_fakes) -> None:
+    """A server of two workers of which only this one has loaded: not ready yet, and it says
+    how many have (the one-process app here stands for one of them)."""
+    served = serve_fakes(workers=2)
+    served.app.state.metrics.mark_ready(True)
+    answer = served.client.get("/ready")
+    assert answer.status_code == 503
+    assert answer.json() == {"error": "1 of 2 workers have loaded their models"}
+    assert serve_fakes(workers=1).client.get("/ready").status_code == 200
