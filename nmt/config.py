@@ -429,12 +429,29 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
         raise ConfigError(f"{path}: {err}") from err
 
 
+MAX_CONFIG_VALUES = 100_000  # far above any real config (a few hundred values)
+
+
 def _deep_copy(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        return {k: _deep_copy(v) for k, v in raw.items()}
-    if isinstance(raw, list):
-        return [_deep_copy(v) for v in raw]
-    return raw
+    """A copy of nested dicts and lists, refusing more than MAX_CONFIG_VALUES values.
+
+    The count is of the copy: a config read from a checkpoint may hold one list many times over
+    (shared references), small on disk and billions of values once copied.
+    """
+    budget = [MAX_CONFIG_VALUES]
+
+    def copy(node: Any) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ConfigError(f"the config holds more than {MAX_CONFIG_VALUES:,} values (counting "
+                              "shared parts once per use); it is not a model config")
+        if isinstance(node, dict):
+            return {k: copy(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [copy(v) for v in node]
+        return node
+
+    return copy(raw)
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

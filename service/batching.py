@@ -360,26 +360,34 @@ class MicroBatcher:
             return batch
 
     def _fill(self, batch: list[_Slice], tokens: int = 0) -> int:
-        """One deficit round-robin round into `batch` (lock held); returns its tokens."""
+        """One deficit round-robin round into `batch` (lock held); returns its tokens.
+
+        Every client with work earns one share of credit. An empty call takes the decoding
+        options of the first client, in round-robin order, whose oldest slice its credit pays
+        for; when no client can pay, the one closest to it runs one slice on credit, so the
+        model never idles with work queued. Then every client with slices of those options
+        spends its credit on them.
+        """
         shared = self._shared()
         quantum = self.slice_tokens if shared else self.max_batch_tokens
-        options = batch[0].job.options if batch else None
+        for client, queue in self._clients.items():
+            # Credit carries over while a client waits: up to two shares, or its oldest slice
+            # if that is larger, so that a text longer than a share also gets its turn.
+            cap = max(2 * quantum, queue[0].tokens) if shared else self.max_batch_tokens
+            self._credit[client] = min(self._credit[client] + quantum, cap)
+        if not batch:
+            payable = [c for c, queue in self._clients.items()
+                       if queue[0].tokens <= self._credit[c]]
+            first = payable[0] if payable else max(
+                self._clients, key=lambda c: self._credit[c] - self._clients[c][0].tokens)
+            tokens = self._take(first, batch, None, tokens, force=not payable)
+            if not batch:
+                return tokens  # that slice's caller had given up; the worker comes back
+        options = batch[0].job.options
         for client in list(self._clients):
-            queue = self._clients[client]
-            if options is None:
-                options = queue[0].job.options
-            if all(piece.job.options != options for piece in queue):
-                continue  # its slices need other options: their turn comes in another call
-            # Credit carries over only while the client waits, and never beyond one full call.
-            self._credit[client] = min(self._credit[client] + quantum, self.max_batch_tokens)
-            tokens = self._take(client, batch, options, tokens)
             if not shared and tokens >= self.max_batch_tokens:
                 break
-        if not batch and self._clients:
-            # Every head slice is larger than its client's credit: the first client runs one
-            # slice anyway (on credit), so the model never idles with work queued.
-            client = next(iter(self._clients))
-            tokens = self._take(client, batch, None, tokens, force=True)
+            tokens = self._take(client, batch, options, tokens)
         for client in {piece.job.client for piece in batch}:
             self._rotate(client)
         return tokens

@@ -21,7 +21,10 @@ class BodyTooLarge(HTTPException):
     """
 
     def __init__(self, limit: int):
-        super().__init__(413, f"request body is larger than {limit} bytes")
+        # Connection: close, so the server stops reading the rest of the body (an endless
+        # chunked upload would otherwise be read, and thrown away, until the keep-alive timeout).
+        super().__init__(413, f"request body is larger than {limit} bytes",
+                         headers={"Connection": "close"})
 
 
 class BodySizeLimitMiddleware:

@@ -299,3 +299,23 @@ def test_a_disconnected_client_leaves_the_call_and_the_others_continue(make_batc
     assert ["kept", "left"] in stepper.ran  # they shared a call...
     assert stepper.ran[-1] == ["kept"]  # ...which went on without the one that left
     assert sum(1 for texts in stepper.ran if texts == ["kept"]) >= 10
+
+
+def test_a_short_request_with_other_options_waits_for_at_most_one_long_call(make_batcher):
+    """Long texts at beam 8 from one client, a short default-beam request from another: the
+    short one's call comes next (it can pay for its slice, the long texts cannot yet), not
+    after two of the long calls."""
+    rec = Recorder()
+    batcher = make_batcher(rec, max_wait_s=0.0, max_batch_tokens=4000, slice_tokens=64)
+    first = _hold_busy(rec, batcher)
+    long = batcher.submit([f"long{i}" for i in range(4)], [1020] * 4,
+                          DecodeOptions(beam_size=8, nbest=6), client="attacker")
+    short = batcher.submit(["short"], [3], DecodeOptions(), client="probe")
+    rec.gate.set()
+    first.result(5)
+    short.result(5)
+    long.result(5)
+    calls = [texts for texts, _ in rec.calls[1:]]
+    assert calls[0] == ["short"]  # it can pay for its slice now; the long texts cannot yet
+    assert sorted(t for c in calls for t in c if t != "short") == [f"long{i}" for i in range(4)]
+    assert all(len(c) == 1 for c in calls)  # a 1,020-subword text is one share's slice alone
