@@ -177,3 +177,13 @@ def test_exponent_without_dot_is_a_number(tmp_path: Path) -> None:
     path.write_text("data: {train_src: a, train_tgt: b}\ntrain:\n  lr: 1e-3\n", encoding="utf-8")
     assert load_config(path).train.lr == pytest.approx(1e-3)
     assert load_config(path, ["train.min_lr=2E-6"]).train.min_lr == pytest.approx(2e-6)
+
+
+def test_a_config_of_shared_references_is_refused_not_expanded():
+    """A checkpoint's stored config can repeat one list by reference: tiny on disk, 10^9 values
+    once copied. Copying stops at the budget with an error naming the problem."""
+    row = [0] * 1_000
+    block = [row] * 1_000
+    raw = {"data": {"src_lang": "de", "tgt_lang": "en", "x": [block] * 1_000}}
+    with pytest.raises(ConfigError, match="more than 100,000 values"):
+        config_from_dict(raw)

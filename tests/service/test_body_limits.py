@@ -70,6 +70,8 @@ def test_oversized_requests_through_the_app(serve_fakes):
 
     r = client.post("/v1/translate", content=chunks(), headers={"Content-Type": "application/json"})
     assert r.status_code == 413
+    # The server reads no more of a streamed body it refused: the connection is to be closed.
+    assert r.headers["connection"] == "close"
     r = client.post("/translate", content=chunks(),
                     headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 413
