@@ -12,7 +12,6 @@ import itertools
 import logging
 import math
 import sys
-import threading
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -137,7 +136,8 @@ class TranslationModel(Protocol):
 
 
 class Translator:
-    """Translates lists of texts with one model; safe to call from one thread at a time.
+    """Translates lists of texts with one model; safe to call from several threads at once
+    (nothing in a call changes the Translator or its model: inference only).
 
     Args:
         model: a Seq2Seq (it is put in eval mode).
@@ -179,7 +179,6 @@ class Translator:
         # Decoding under autocast on CUDA: matrix products and the RNNs in bf16/fp16, while
         # log-softmax and the beam's score sums stay float32 (autocast's own policy).
         self.precision: str = precision
-        self._lock = threading.Lock()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu",
@@ -263,17 +262,16 @@ class Translator:
                          max_sentences=max_sentences, step_scorer=step_scorer,
                          attention=(return_attention or align) and self.has_attention)
         callers = None if abandoned is None else _Callers(abandoned, [t for t, _, _ in units])
-        with self._lock:
-            unit_texts = [plans[t].sentences[s].parts[k].text for t, s, k in units]
-            todo = [u for u in dict.fromkeys(unit_texts) if u not in encoded]
-            encoded.update(zip(todo, self.src_tokenizer.encode(todo), strict=True))
-            unit_ids = [list(encoded[u]) for u in unit_texts]
-            truncated = [i for i, ids in enumerate(unit_ids) if len(ids) > self.max_input_tokens]
-            for i in truncated:  # only with decode.long_input: truncate
-                unit_ids[i] = unit_ids[i][: self.max_input_tokens]
-            hyps = self._decode([prefix + ids for ids in unit_ids], search, progress=progress,
-                                callers=callers)
-            retried = self._lengthen_short(unit_ids, prefix, hyps, search, callers)
+        unit_texts = [plans[t].sentences[s].parts[k].text for t, s, k in units]
+        todo = [u for u in dict.fromkeys(unit_texts) if u not in encoded]
+        encoded.update(zip(todo, self.src_tokenizer.encode(todo), strict=True))
+        unit_ids = [list(encoded[u]) for u in unit_texts]
+        truncated = [i for i, ids in enumerate(unit_ids) if len(ids) > self.max_input_tokens]
+        for i in truncated:  # only with decode.long_input: truncate
+            unit_ids[i] = unit_ids[i][: self.max_input_tokens]
+        hyps = self._decode([prefix + ids for ids in unit_ids], search, progress=progress,
+                            callers=callers)
+        retried = self._lengthen_short(unit_ids, prefix, hyps, search, callers)
         gone = set() if callers is None else callers.gone()
         results: dict[tuple[int, int, int], tuple[list[int], list[Hypothesis]]] = {
             key: (ids, h) for key, ids, h in zip(units, unit_ids, hyps, strict=True)}

@@ -1,10 +1,11 @@
 """Service: micro-batching. Concurrent requests for one model are merged into token-budget batches.
 
-Each model has one worker thread (torch releases the GIL, so the event loop keeps serving) and one
-bounded queue, shared fairly between clients (deficit round-robin over request slices, see
-`MicroBatcher`). A model call holds slices with *identical* decoding options only, up to
-`max_batch_tokens`. The translator's outputs do not depend on what else is in the batch, so a
-merged request gets exactly what it would get alone.
+Each model has one bounded queue, shared fairly between clients (deficit round-robin over request
+slices, see `MicroBatcher`), and worker threads ("lanes"; torch releases the GIL, so the event
+loop keeps serving) that take model calls from it, one client's work in one lane at a time. A
+model call holds slices with *identical* decoding options only, up to `max_batch_tokens`. The
+translator's outputs do not depend on what else is in the batch, so a merged request gets exactly
+what it would get alone.
 
 How long to wait for more: `Arrivals` counts the translation requests the server has started to
 read but not yet queued (their bodies are still being parsed and checked). While some are on their
@@ -175,6 +176,11 @@ class MicroBatcher:
     are one round each, so its sentence waits for at most one share per client, not for the
     whole document.
 
+    Lanes: `lanes` worker threads take calls from the same queue, but one client's work runs in
+    one lane at a time; so while one client's long call runs (a 5,000-character paragraph at beam
+    8 takes seconds on a CPU), a second client's sentence runs beside it instead of after it.
+    With one lane, every call waits for the one before.
+
     Cancellation: a request whose caller stops waiting (its timeout, its client's disconnect)
     loses its queued slices, and its sentences leave a running call at the next decoding step
     (through the translate function's `abandoned` callback).
@@ -191,6 +197,7 @@ class MicroBatcher:
         max_client_queue: texts one client may have waiting; beyond that QueueFull.
         arrivals: the server's count of requests on their way to a queue; the worker waits for
             more only while it is above zero. None: always wait the full `max_wait_s`.
+        lanes: model calls that may run at once, each for a different client.
     """
 
     shared_for_s = 2.0  # how long a second client keeps calls at one round after its last work
@@ -198,7 +205,8 @@ class MicroBatcher:
     def __init__(self, translate: TranslateFn, *, name: str, metrics: ServiceMetrics,
                  enabled: bool = True, max_batch_tokens: int = 4000, slice_tokens: int = 64,
                  max_wait_s: float = 0.005, max_queue: int = 256,
-                 max_client_queue: int | None = None, arrivals: Arrivals | None = None):
+                 max_client_queue: int | None = None, arrivals: Arrivals | None = None,
+                 lanes: int = 1):
         self._translate = translate
         self.name = name
         self._metrics = metrics
@@ -215,8 +223,10 @@ class MicroBatcher:
         self._client_texts: dict[str, int] = {}
         self._last_seen: dict[str, float] = {}  # when each client last had work queued
         self._queued_texts = 0
+        self.lanes = max(1, lanes)
+        self._busy: set[str] = set()  # clients with a call running in some lane
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._closed = False
 
     # ---- client side (any thread or event loop) -------------------------------------------
@@ -266,8 +276,9 @@ class MicroBatcher:
             self._cond.notify_all()
         for job in pending:
             _fail(job, RuntimeError("the service is shutting down"))
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout_s)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout_s)
 
     def _enqueue(self, texts: list[str], tokens: Sequence[int], options: DecodeOptions,
                  client: str | None) -> _Job:
@@ -300,11 +311,13 @@ class MicroBatcher:
             self._last_seen[client] = time.perf_counter()
             self._queued_texts += len(texts)
             self._metrics.queue_depth.labels(self.name).set(self._queued_texts)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._work, name=f"translate-{self.name}", daemon=True)
-                self._thread.start()
-            self._cond.notify()
+            if not self._threads:
+                for lane in range(self.lanes):
+                    thread = threading.Thread(target=self._work, daemon=True,
+                                              name=f"translate-{self.name}-{lane}")
+                    thread.start()
+                    self._threads.append(thread)
+            self._cond.notify_all()
         # A caller that cancels the future itself (before any slice ran) drops the job too.
         job.future.add_done_callback(lambda f: self._abandon(job) if f.cancelled() else None)
         return job
@@ -333,19 +346,24 @@ class MicroBatcher:
                     logger.exception("model %s: batch bookkeeping failed", self.name)
                     for piece in batch:
                         _fail(piece.job, RuntimeError("translation failed"))
+                finally:
+                    with self._cond:
+                        self._busy -= {piece.job.client for piece in batch}
+                        self._cond.notify_all()  # their other work may run in any lane now
 
     def _next_batch(self) -> list[_Slice] | None:
         """Blocks for work, then gathers one call's slices; None once closed."""
         with self._cond:
-            while not self._clients:
+            while not self._servable():
                 if self._closed:
                     return None
                 self._cond.wait()
             batch: list[_Slice] = []
             if not self.enabled:
-                client = next(iter(self._clients))
+                client = self._servable()[0]
                 self._take(client, batch, None, force=True)
                 self._rotate(client)
+                self._busy |= {piece.job.client for piece in batch}
                 return batch
             tokens = self._fill(batch)
             deadline = time.perf_counter() + self.max_wait_s
@@ -357,7 +375,14 @@ class MicroBatcher:
                     break
                 self._cond.wait(remaining)
                 tokens = self._fill(batch, tokens)
+            self._busy |= {piece.job.client for piece in batch}
             return batch
+
+    def _servable(self) -> list[str]:
+        """Clients with queued work and no call running in another lane (lock held), in
+        round-robin order: one client's work runs in one lane at a time, so a second lane is
+        free for the others."""
+        return [c for c in self._clients if c not in self._busy]
 
     def _fill(self, batch: list[_Slice], tokens: int = 0) -> int:
         """One deficit round-robin round into `batch` (lock held); returns its tokens.
@@ -370,24 +395,28 @@ class MicroBatcher:
         """
         shared = self._shared()
         quantum = self.slice_tokens if shared else self.max_batch_tokens
-        for client, queue in self._clients.items():
+        clients = self._servable()
+        if not clients:
+            return tokens
+        for client in clients:
+            queue = self._clients[client]
             # Credit carries over while a client waits: up to two shares, or its oldest slice
             # if that is larger, so that a text longer than a share also gets its turn.
             cap = max(2 * quantum, queue[0].tokens) if shared else self.max_batch_tokens
             self._credit[client] = min(self._credit[client] + quantum, cap)
         if not batch:
-            payable = [c for c, queue in self._clients.items()
-                       if queue[0].tokens <= self._credit[c]]
+            payable = [c for c in clients if self._clients[c][0].tokens <= self._credit[c]]
             first = payable[0] if payable else max(
-                self._clients, key=lambda c: self._credit[c] - self._clients[c][0].tokens)
+                clients, key=lambda c: self._credit[c] - self._clients[c][0].tokens)
             tokens = self._take(first, batch, None, tokens, force=not payable)
             if not batch:
                 return tokens  # that slice's caller had given up; the worker comes back
         options = batch[0].job.options
-        for client in list(self._clients):
+        for client in clients:
             if not shared and tokens >= self.max_batch_tokens:
                 break
-            tokens = self._take(client, batch, options, tokens)
+            if client in self._clients:
+                tokens = self._take(client, batch, options, tokens)
         for client in {piece.job.client for piece in batch}:
             self._rotate(client)
         return tokens

@@ -65,6 +65,9 @@ class ServiceSettings(BaseSettings):
     # and the texts one client (API key or address) may have waiting per model.
     slice_tokens: int = Field(default=64, ge=1)
     max_client_queue: int = Field(default=128, ge=1)  # beyond: 503
+    # Model calls that may run at once per model, each for a different client: while one client's
+    # long call runs, another's short one need not wait for it (each call uses NMT_NUM_THREADS).
+    model_lanes: int = Field(default=2, ge=1, le=16)
     request_timeout_s: float = Field(default=30.0, gt=0.0)  # beyond: 504
 
     # Access: optional API keys (any one of them is accepted) and a per-key (or per-client

@@ -49,7 +49,7 @@ def test_hostile_bundles_stop_nmt_serve_with_one_line(tiny_bundle: Path, tmp_pat
                                                       ) -> None:
     made = attacks.hostile_bundles(tiny_bundle, tmp_path, 0.01, ["D8c", "D8f"])
     assert sorted(made) == ["D8c", "D8f"]
-    for case, words in (("D8c", "unknown key notes"), ("D8f", "src_spm: expected")):
+    for case, words in (("D8c", "more than 100,000 values"), ("D8f", "src_spm: expected")):
         out = attacks.serve_bundle(made[case][1], threads=1, timeout_s=60, memory_gib=6,
                                    log_path=tmp_path / f"{case}.log")
         assert out.statuses == {"exit 2": 1}, out.notes

@@ -319,3 +319,46 @@ def test_a_short_request_with_other_options_waits_for_at_most_one_long_call(make
     assert calls[0] == ["short"]  # it can pay for its slice now; the long texts cannot yet
     assert sorted(t for c in calls for t in c if t != "short") == [f"long{i}" for i in range(4)]
     assert all(len(c) == 1 for c in calls)  # a 1,020-subword text is one share's slice alone
+
+
+class Gated:
+    """A translate function that holds calls for texts starting with "hold" until released."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.holding = threading.Event()
+        self.calls: list[list[str]] = []
+
+    def __call__(self, texts, options, abandoned=lambda: ()):
+        self.calls.append(list(texts))
+        if any(t.startswith("hold") for t in texts):
+            self.holding.set()
+            self.release.wait(10)
+        return [f"{t}/ok" for t in texts]
+
+
+def test_a_second_lane_serves_another_client_while_a_long_call_runs(make_batcher):
+    gated = Gated()
+    batcher = make_batcher(gated, max_wait_s=0.0, lanes=2)
+    long = batcher.submit(["hold: a long paragraph"], [900], DecodeOptions(), client="docs")
+    assert gated.holding.wait(5)
+    more_of_docs = batcher.submit(["docs again"], [5], DecodeOptions(), client="docs")
+    short = batcher.submit(["short"], [3], DecodeOptions(), client="chat")
+    assert short.result(5).translations == ["short/ok"]  # while the long call is still held
+    assert not long.done() and not more_of_docs.done()  # one lane per client
+    gated.release.set()
+    assert long.result(5).translations == ["hold: a long paragraph/ok"]
+    assert more_of_docs.result(5).translations == ["docs again/ok"]
+
+
+def test_one_lane_runs_calls_one_after_another(make_batcher):
+    gated = Gated()
+    batcher = make_batcher(gated, max_wait_s=0.0, lanes=1)
+    long = batcher.submit(["hold"], [900], DecodeOptions(), client="docs")
+    assert gated.holding.wait(5)
+    short = batcher.submit(["short"], [3], DecodeOptions(), client="chat")
+    time.sleep(0.2)
+    assert not short.done()
+    gated.release.set()
+    assert (long.result(5).translations, short.result(5).translations) == (["hold/ok"],
+                                                                            ["short/ok"])
