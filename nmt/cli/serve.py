@@ -258,6 +258,22 @@ def _env_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _check_redis() -> None:
+    """With NMT_REDIS_URL set, Redis must answer before any worker starts: one line and exit
+    status 2 here, where uvicorn's supervisor of N workers would exit 0 once they all fail."""
+    url = os.environ.get("NMT_REDIS_URL", "").strip()
+    if not url:
+        return
+    from nmt.cli import CommandError
+    from service.access import RedisWindows, SharedLimitsError  # only when asked for
+
+    try:
+        RedisWindows(url, prefix=os.environ.get("NMT_REDIS_PREFIX", "nmt"),
+                     timeout_s=float(os.environ.get("NMT_REDIS_TIMEOUT_S", "0.5")))
+    except (SharedLimitsError, ValueError) as err:
+        raise CommandError(str(err)) from None
+
+
 def run(args: argparse.Namespace) -> None:
     from nmt.cli import CommandError
 
@@ -266,6 +282,7 @@ def run(args: argparse.Namespace) -> None:
     check_port(args.host, args.port)
     env = settings_env(args)
     os.environ.update(env)
+    _check_redis()
     bundles = find_bundles(args.model or _env_list(os.environ.get("NMT_MODELS", "")),
                            os.environ.get("NMT_MODELS_ROOT", "models"))
     good, skipped = check_bundles(bundles, max_parameters=args.max_model_parameters,

@@ -112,3 +112,17 @@ def test_nmt_serve_stops_with_one_line_when_redis_is_unreachable(tiny_bundle: Pa
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert lines[0].startswith("nmt serve: error: NMT_REDIS_URL=redis://127.0.0.1:")
+
+
+def test_nmt_serve_checks_redis_before_starting_workers(tmp_path) -> None:
+    """With --workers 2, uvicorn's supervisor would exit 0 after its workers fail: the check
+    runs in `nmt serve` itself, first, with one line and status 2."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    env = {**os.environ, "NMT_REDIS_URL": url, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "nmt", "serve", "--models-root", str(tmp_path),
+                           "--workers", "2", "--port", str(free_port())],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"nmt serve: error: NMT_REDIS_URL={url}: "
+                                                   "cannot reach Redis")
