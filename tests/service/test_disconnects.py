@@ -61,8 +61,9 @@ def test_a_client_gone_mid_body_is_a_499_not_an_error(serve_fakes, caplog: pytes
 
 def test_a_client_gone_while_its_translation_waits_frees_its_place(serve_fakes) -> None:
     """The whole body arrives, then the client disconnects while the model is busy: the request
-    ends at once as a 499, and its text never reaches the model."""
-    s = serve_fakes()
+    ends at once as a 499, and its text never reaches the model (one lane: no second call runs
+    beside the busy one)."""
+    s = serve_fakes(model_lanes=1)
     fake = s.translators["fake-de-en"]
     fake.gate.clear()  # the model is busy with someone else's call
     busy = s.registry.models["fake-de-en"].batcher.submit(
