@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -68,6 +69,10 @@ def test_a_client_gone_while_its_translation_waits_frees_its_place(serve_fakes) 
     fake.gate.clear()  # the model is busy with someone else's call
     busy = s.registry.models["fake-de-en"].batcher.submit(
         ["someone else"], [2], DecodeOptions(), client="other")
+    deadline = time.monotonic() + 5
+    while not fake.calls and time.monotonic() < deadline:  # the model is inside that call
+        time.sleep(0.01)
+    assert fake.calls, "the busy call never started"
     body = b'{"texts": ["Ein Hund"], "source": "de", "target": "en"}'
     messages = [{"type": "http.request", "body": body, "more_body": False}]
     sent: list[dict[str, Any]] = []
