@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -36,13 +37,14 @@ def free_port() -> int:
 
 
 class Server:
-    """`nmt serve` in a child process; `start_seconds` is the time from launch to /ready."""
+    """`nmt serve` in a child process (`env`: more NMT_* settings); `start_seconds` is the time
+    from launch to /ready."""
 
     def __init__(self, bundles: list[Path], *, threads: int, batching: bool, log_path: Path,
-                 timeout_s: float = 120.0):
+                 timeout_s: float = 120.0, env: Mapping[str, str] | None = None):
         self.port = free_port()
         env = {**os.environ, "NMT_BATCHING": "true" if batching else "false",
-               "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}
+               "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads), **(env or {})}
         argv = [sys.executable, "-m", "nmt", "serve", "--port", str(self.port),
                 "--num-threads", str(threads), "--log-level", "warning"]
         for b in bundles:
@@ -146,7 +148,7 @@ def _wrk(url: str, bodies: list[dict], *, concurrency: int, seconds: float,
 
 
 def load_test(url: str, sentences: list[str], *, concurrency: int, seconds: float,
-              source: str, target: str, beam_size: int) -> dict[str, float]:
+              source: str, target: str, beam_size: int | None) -> dict[str, float]:
     body = {"source": source, "target": target, "beam_size": beam_size, "return_scores": False}
     if load_tool() == "wrk":
         bodies = [{**body, "texts": [text]} for text in sentences]

@@ -24,15 +24,17 @@ TOY_LEXICON = {
 
 
 # Tests that skip themselves when a tool is missing, by the name NMT_REQUIRE uses for them. CI
-# sets NMT_REQUIRE=browser,hadolint,redis,nginx (.ci/run): there each named test must run and
-# pass, or the session fails, so a CI machine that lost chromium or hadolint cannot pass by
-# skipping. (redis and nginx: tests/support/system.py also fails, not skips, any test that needs
-# the missing program.)
+# sets NMT_REQUIRE=browser,hadolint,redis,nginx,httperf,wrk (.ci/run): there each named test must
+# run and pass, or the session fails, so a CI machine that lost chromium or hadolint cannot pass
+# by skipping. (redis, nginx, httperf and wrk: tests/support/system.py also fails, not skips, any
+# test that needs the missing program.)
 REQUIRABLE = {
     "browser": "tests/service/test_web_page.py::",
     "hadolint": "tests/service/test_dockerfile.py::test_hadolint_is_clean",
     "redis": "tests/deploy/test_shared_limits.py::test_the_rate_limit_holds_across_two_workers",
     "nginx": "tests/deploy/test_configs.py::test_nginx_accepts_the_config",
+    "httperf": "tests/benchmarks/test_open_loop.py::test_quick_run",
+    "wrk": "tests/benchmarks/test_replicas.py::test_quick_run",
 }
 
 
