@@ -19,6 +19,7 @@ from torch import Tensor
 from nmt.decoding.constraints import NEG_INF, StepScorer, constrained_step, resolve_max_len
 from nmt.decoding.hypothesis import Hypothesis, best_first
 from nmt.decoding.penalties import gnmt_length_penalty
+from nmt.decoding.topk import top_extensions
 from nmt.models.decoder import DecoderState
 from nmt.models.encoder import EncoderOutput
 from nmt.models.seq2seq import Seq2Seq
@@ -37,7 +38,7 @@ class _Beams:
     attn: Tensor | None  # (N * K, t, S)
     prev: Tensor  # (N * K,) last token
     state: DecoderState  # N * K rows
-    enc: EncoderOutput  # N * K rows
+    enc: EncoderOutput  # N rows: the decoder serves a sentence's K beams from one copy
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def _start(model: Seq2Seq, enc: EncoderOutput, max_lens: Tensor, k: int, *, keep
         prev=torch.full((batch_size * k,), BOS_ID, dtype=torch.long, device=device),
         # The bridge runs on B rows; only its output is repeated K times.
         state=model.init_state(enc).select(rows),
-        enc=enc.select(rows),
+        enc=enc,
     )
 
 
@@ -158,26 +159,18 @@ def _drop(beams: _Beams, gone: Tensor, finished: list[list[Hypothesis]]) -> _Bea
         attn=None if beams.attn is None else beams.attn.index_select(0, rows),
         prev=beams.prev.index_select(0, rows),
         state=beams.state.select(rows),
-        enc=beams.enc.select(rows),
+        enc=beams.enc.select(keep),
     )
 
 
 def _top_extensions(scores: Tensor, log_probs: Tensor) -> _Top:
     """scores (N, K) + log_probs (N * K, V) -> the 2K best extensions per sentence.
 
-    A sentence's 2K best extensions are among the 2K best tokens of each of its beams (adding a
-    beam's score keeps the order of its tokens), so each row is cut to its 2K best first and
-    only the K * 2K survivors are ranked: no (N, K * V) sum is ever made.
+    Ranked in two stages (`topk.top_extensions`): no (N, K * V) sum is ever made or ranked.
     """
-    n, k = scores.shape
-    width = min(2 * k, log_probs.size(1))
-    row_scores, row_tokens = log_probs.topk(width, dim=1)  # (N * K, W), best first
-    cand = (scores.view(-1, 1) + row_scores).view(n, k * width)  # (N, K * W)
-    top_scores, top_idx = cand.topk(min(2 * k, k * width), dim=1)  # (N, 2K)
-    beam = torch.div(top_idx, width, rounding_mode="floor")
-    base = torch.arange(n, device=scores.device)[:, None] * k
-    tokens = row_tokens.view(n, k * width).gather(1, top_idx)
-    return _Top(scores=top_scores, rows=base + beam, tokens=tokens)
+    k = scores.size(1)
+    values, rows, tokens = top_extensions(scores, log_probs, min(2 * k, k * log_probs.size(1)))
+    return _Top(scores=values, rows=rows, tokens=tokens)
 
 
 def _finish(beams: _Beams, top: _Top, step: int, alpha: float,
@@ -233,9 +226,7 @@ def _advance(beams: _Beams, top: _Top, state: DecoderState, attn_hist: Tensor | 
         keep = (~done).nonzero().squeeze(1)
         sent, max_lens, n_finished = sent[keep], max_lens[keep], n_finished[keep]
         scores, rows, tokens = scores[keep], rows[keep], tokens[keep]
-        # Beams of one sentence share their encoder rows, so only dropping sentences needs this.
-        enc_rows = (keep[:, None] * k + torch.arange(k, device=keep.device)).view(-1)
-        enc = enc.select(enc_rows)
+        enc = enc.select(keep)  # one row per sentence, whichever beams survive
     flat_rows, flat_tokens = rows.view(-1), tokens.view(-1)
     return _Beams(
         sent=sent,

@@ -147,24 +147,38 @@ class RNNDecoder(nn.Module):
     def step(
         self, prev_tokens: Tensor, state: DecoderState, enc: EncoderOutput
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
-        """One decoding step.
+        """One decoding step of R = B * K rows: the K beams of each of enc's B sentences, in
+        consecutive rows (K = 1 for greedy search and training).
+
+        The encoder output is not repeated per beam: the K rows of a sentence are its K queries
+        against one copy of its keys and values, so a beam search never copies them K times.
 
         Args:
-            prev_tokens: (B,) previous target ids.
+            prev_tokens: (R,) previous target ids.
+            state: R rows.
+            enc: B sentences.
 
         Returns:
-            attentional vector (B, H), the next state, attention weights (B, S) or None.
+            attentional vector (R, H), the next state, attention weights (R, S) or None.
         """
-        emb = self.emb_dropout(self.embedding(prev_tokens))  # (B, E)
+        rows, batch = prev_tokens.size(0), enc.mask.size(0)
+        beams = rows // batch if batch else 1
+        if rows != batch * beams:
+            raise ValueError(f"{rows} decoder rows are not K beams of each of {batch} sentences")
+        emb = self.emb_dropout(self.embedding(prev_tokens))  # (R, E)
         if self.input_feeding:
             assert state.input_feed is not None  # init_state makes one when input feeding
             emb = torch.cat([emb, state.input_feed], dim=-1)
         elif self.attention is None:
-            emb = torch.cat([emb, enc.final], dim=-1)
-        rnn_out, h, c = self._rnn(emb.unsqueeze(1), state)  # (B, 1, H)
-        attentional, weights = self._attend(rnn_out, enc)
-        attentional = attentional.squeeze(1)
+            final = enc.final if beams == 1 else enc.final.repeat_interleave(beams, dim=0)
+            emb = torch.cat([emb, final], dim=-1)  # (R, E + D)
+        rnn_out, h, c = self._rnn(emb.unsqueeze(1), state)  # (R, 1, H)
+        # A sentence's K beams are its K queries (the T of `_attend`).
+        attentional, weights = self._attend(rnn_out.reshape(batch, beams, self.hidden_dim), enc)
+        attentional = attentional.reshape(rows, self.hidden_dim)  # (B, K, H) -> (R, H)
         next_state = DecoderState(
             hidden=h, cell=c, input_feed=attentional if self.input_feeding else None
         )
-        return attentional, next_state, None if weights is None else weights.squeeze(1)
+        if weights is not None:
+            weights = weights.reshape(rows, weights.size(-1))  # (B, K, S) -> (R, S)
+        return attentional, next_state, weights

@@ -65,7 +65,11 @@ class Seq2Seq(nn.Module):
 
     def decode_step(self, prev_tokens: Tensor, state: DecoderState, enc: EncoderOutput
                     ) -> tuple[Tensor, DecoderState, Tensor | None]:
-        """(B,) previous ids -> log-probs (B, V), next state, attention (B, S) or None."""
+        """(R,) previous ids -> log-probs (R, V), next state, attention (R, S) or None.
+
+        R = B * K rows, the K beams of each of enc's B sentences consecutive (K = 1: greedy);
+        `state` has R rows, `enc` one row per sentence (see `RNNDecoder.step`).
+        """
         attentional, state, attn = self.decoder.step(prev_tokens, state, enc)
         return self.decoder.logits(attentional).float().log_softmax(dim=-1), state, attn
 

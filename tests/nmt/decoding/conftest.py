@@ -43,6 +43,18 @@ def rescore(model, src: list[int], tokens: list[int]) -> tuple[float, list[Tenso
     return total, rows
 
 
+def full_ranking(scores: Tensor, log_probs: Tensor, width: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The straightforward `topk.top_extensions`: every (beam, token) sum of a sentence, ranked
+    at once. scores (N, K), log_probs (N * K, V) -> values, flat rows, tokens, each (N, width)."""
+    n, k = scores.shape
+    vocab = log_probs.size(1)
+    cand = (scores[:, :, None] + log_probs.view(n, k, vocab)).view(n, k * vocab)
+    values, idx = cand.topk(width, dim=1)
+    rows = torch.arange(n, device=idx.device)[:, None] * k + torch.div(idx, vocab,
+                                                                         rounding_mode="floor")
+    return values, rows, idx % vocab
+
+
 def random_sources(n: int, *, seed: int = 0, vocab: int = 60, max_words: int = 12
                    ) -> list[list[int]]:
     g = torch.Generator().manual_seed(seed)

@@ -2,10 +2,11 @@ import pytest
 import torch
 
 from nmt.data.batching import make_source_batch
+from nmt.decoding import beam
 from nmt.decoding.beam import beam_search
 from nmt.decoding.greedy import greedy_search
 from nmt.tokenization import PAD_ID
-from tests.nmt.decoding.conftest import rescore
+from tests.nmt.decoding.conftest import full_ranking, rescore
 
 
 def _encode(model, sources, extra_pad: int = 0):
@@ -25,6 +26,35 @@ def test_beam_size_one_equals_greedy(model, sources, alpha):
     beam = beam_search(model, enc, max_len=15, beam_size=1, length_penalty=alpha)
     assert [n[0].tokens for n in beam] == [n[0].tokens for n in greedy]
     assert [n[0].score for n in beam] == pytest.approx([n[0].score for n in greedy], abs=1e-5)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_the_fast_step_finds_what_the_straightforward_one_finds(model, sources, monkeypatch,
+                                                                alpha):
+    """Same hypotheses and scores as with every extension ranked at once and the encoder output
+    repeated for each beam (the search ranks in two stages and keeps one copy per sentence)."""
+    enc = _encode(model, sources)
+    kwargs = dict(max_len=12, beam_size=4, length_penalty=alpha, nbest=3, min_len=2,
+                  no_repeat_ngram=3)
+    fast = beam_search(model, enc, **kwargs)
+    decode_step = model.decode_step
+
+    def per_beam_step(prev, state, enc):
+        k = prev.size(0) // enc.mask.size(0)
+        rows = torch.arange(enc.mask.size(0)).repeat_interleave(k)
+        return decode_step(prev, state, enc.select(rows))
+
+    monkeypatch.setattr(model, "decode_step", per_beam_step)
+    monkeypatch.setattr(beam, "top_extensions", full_ranking)
+    slow = beam_search(model, enc, **kwargs)
+    for got, want in zip(fast, slow, strict=True):
+        assert [h.tokens for h in got] == [h.tokens for h in want]
+        assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-6, abs=1e-5)
+        for g, w in zip(got, want, strict=True):
+            if w.attention is None:
+                assert g.attention is None
+            else:
+                torch.testing.assert_close(g.attention, w.attention, atol=1e-6, rtol=1e-5)
 
 
 def test_beam_usually_finds_a_better_score_than_greedy(model, sources):

@@ -143,6 +143,35 @@ def test_encoder_output_select_reorders_rows(cell: str, attention: str) -> None:
     torch.testing.assert_close(log_probs_sel, log_probs[idx])
 
 
+@pytest.mark.parametrize("cell, attention, feed", VARIANTS)
+@torch.no_grad()
+def test_beams_of_a_sentence_share_one_copy_of_its_encoder_output(cell: str, attention: str,
+                                                                   feed: bool) -> None:
+    """K decoder rows per sentence against one encoder row (what beam search passes) compute
+    what they compute against the encoder output repeated K times."""
+    model = tiny_model(cell, attention, feed)
+    batch = toy_batch(n=4)
+    enc = model.encode(batch.src, batch.src_lengths)
+    rows = torch.arange(4).repeat_interleave(3)  # K = 3 beams per sentence
+    repeated = enc.select(rows)
+    state = model.init_state(enc).select(rows)
+    prev = torch.randint(4, VOCAB, (12,), generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        want, want_state, want_attn = model.decode_step(prev, state, repeated)
+        got, got_state, got_attn = model.decode_step(prev, state, enc)
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+        for name in ("hidden", "cell", "input_feed"):
+            torch.testing.assert_close(getattr(got_state, name), getattr(want_state, name),
+                                       atol=1e-6, rtol=1e-6)
+        if want_attn is None:
+            assert got_attn is None
+        else:
+            torch.testing.assert_close(got_attn, want_attn, atol=1e-6, rtol=1e-6)
+        prev, state = want.argmax(dim=-1), want_state
+    with pytest.raises(ValueError, match="beams"):
+        model.decode_step(prev[:10], state.select(torch.arange(10)), enc)
+
+
 @pytest.mark.parametrize("attention", ATTENTIONS)
 @torch.no_grad()
 def test_attention_weights_ignore_padding(attention: str) -> None:
