@@ -147,6 +147,10 @@ def test_int8_quantization(tmp_path, cell):
     path = write_tiny_bundle(tmp_path / cell, model={"cell": cell}, seed=3)
     quant = Translator.from_checkpoint(path, quantize="int8")
     assert quant.metadata["quantized"] == "int8"
+    decoder = quant.model.decoder
+    assert isinstance(decoder.output, torch.ao.nn.quantized.dynamic.Linear)
+    # Bahdanau's score vector stays float (quantising its input every step cost more)
+    assert decoder.attention.v.weight.dtype == torch.float32
     out = quant.translate(TEXTS[:4], beam_size=2)
     assert len(out) == 4 and all(t.candidates for t in out)
 
