@@ -21,8 +21,11 @@ BATCH = 64
 
 
 def worker_argv(system: str, model: str, ws: Workspace, *, out_dir: Path,
-                variant: str = "") -> list[str]:
+                variant: str = "", steps: int = 0) -> list[str]:
     """variant (nmt only): "" (fp32, fast kernels), "int8", or "default-kernels".
+
+    steps: > 0 forces every output to exactly this many decoder steps (equal_steps.py), for
+    nmt and OpenNMT-py; 0 decodes to natural lengths.
 
     out_dir: this run's output folder. OpenNMT-py's translator opens its `-output` file when it
     is built (default "pred.txt", in the current directory): it is named here, inside out_dir,
@@ -37,16 +40,24 @@ def worker_argv(system: str, model: str, ws: Workspace, *, out_dir: Path,
             argv += ["--quantize", "int8"]
         elif variant == "default-kernels":
             argv += ["--default-kernels"]
+        if steps > 0:  # decode.min_len and max_len are set from it inside (nmt_entry.py)
+            argv += ["--equal-steps", str(steps)]
         return argv
     if system == "opennmt-py":
-        # As shared/peers/opennmt-py.md: GNMT length penalty alpha 1.0, max length 60.
+        # As shared/peers/opennmt-py.md: GNMT length penalty alpha 1.0, max length 60; forced:
+        # EOS banned up to N tokens and the search stopped there, with no ratio cap on N.
+        lengths = (["-min_length", str(steps), "-max_length", str(steps),
+                    "-max_length_ratio", "0"] if steps > 0 else ["-max_length", "60"])
         return [str(venv_python(system)), str(ENTRY / "onmt_entry.py"), "worker",
                 "-model", model, "-src", str(ws.text("test", "de")), "-gpu", "-1",
                 "-batch_size", str(BATCH), "-batch_type", "sents",
-                "-length_penalty", "wu", "-alpha", "1.0", "-max_length", "60",
+                "-length_penalty", "wu", "-alpha", "1.0", *lengths,
                 "-transforms", "sentencepiece", "-src_subword_model", str(ws.spm_model),
                 "-tgt_subword_model", str(ws.spm_model),
-                "-output", str(out_dir / f"{system}.worker-output.txt")]
+                "-output", str(out_dir / f"{system}{'.forced' if steps else ''}"
+                                         f".worker-output.txt")]
+    if steps > 0:
+        raise ValueError(f"{system}: no forced-length decoding")
     if system == "joeynmt":
         config = ws.models(system).parent / f"{system}.yaml"
         return [str(venv_python(system)), str(ENTRY / "joey_entry.py"), "worker", str(config),

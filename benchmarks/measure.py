@@ -57,9 +57,17 @@ class Worker:
 
     def translate(self, src: Path, out: Path, beam: int) -> float:
         """Translates the file `src` into `out`; returns the translation seconds."""
-        self.proc.stdin.write(json.dumps({"src": str(src), "out": str(out), "beam": beam}) + "\n")
+        return float(self._request({"src": str(src), "out": str(out), "beam": beam})["seconds"])
+
+    def count(self, src: Path, out: Path, beam: int) -> dict:
+        """Translates `src` with the decoder steps counted (untimed: the counting costs a little);
+        returns {"steps": per output, "decoder_calls": n, ...}."""
+        return self._request({"src": str(src), "out": str(out), "beam": beam, "count": True})
+
+    def _request(self, req: dict) -> dict:
+        self.proc.stdin.write(json.dumps(req) + "\n")
         self.proc.stdin.flush()
-        return float(self._recv()["seconds"])
+        return self._recv()
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -3,6 +3,7 @@
     python benchmarks/run.py --all                       # everything (installs the peers first)
     python benchmarks/run.py translate --peer opennmt-py # nmt vs one peer, greedy and beam 5
     python benchmarks/run.py models --peer opennmt-py --continue-min 55   # a peer trains longer
+    python benchmarks/run.py models --peer opennmt-py --updates 5   # for equal_steps.py only
     python benchmarks/run.py --all --quick --out /tmp/R.md   # tiny models, seconds; no peers
                                                          # unless already installed
 
@@ -75,12 +76,12 @@ def stage_setup(ws: Workspace, args: argparse.Namespace) -> list[str]:
     store_stage(ws, "setup", {
         "machine": machine_info(),
         "peers": {p: peers.versions(p) for p in ready},
-        "nmt_commit": _git_commit(),
+        "nmt_commit": git_commit(),
     })
     return ready
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
     out = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
                          capture_output=True, text=True, check=False)
     return out.stdout.strip() or "unknown"
@@ -96,16 +97,25 @@ def stage_models(ws: Workspace, args: argparse.Namespace, systems: list[str]) ->
                                           resume=True, log=log)
         record_continued(ws, found, args.continue_min)
         return
-    if args.quick:
+    if args.quick or args.updates:
+        updates = args.updates or 4
         found = {}
         for system in systems:
+            log(f"training {system} for {updates} updates ({args.threads} threads)")
             training.fresh_dir(ws.models(system))
-            cmd = training.train_command(system, ws, threads=args.threads, max_steps=4,
+            cmd = training.train_command(system, ws, threads=args.threads, max_steps=updates,
                                          log_every=2)
             subprocess.run(cmd.argv, env=cmd.env, check=True, capture_output=True)
             found[system] = training.latest_checkpoint(ws, system)
-        store_stage(ws, "models", {"budget_minutes": 0, "threads": args.threads,
-                                   "checkpoints": training.with_parameters(found)})
+        stage = {"budget_minutes": 0, "updates": updates, "threads": args.threads,
+                 "checkpoints": training.with_parameters(found)}
+        if args.updates:
+            stage["note"] = (
+                f"Every system was trained for only {updates} updates (`python benchmarks/run.py "
+                f"models --updates {updates}`): models for timing decoding at a forced length "
+                "(benchmarks/equal_steps.py), where training does not matter; their natural "
+                "lengths and BLEU mean nothing.")
+        store_stage(ws, "models", stage)
         return
     found = training.train_for_budget(ws, systems, minutes=args.budget_min, threads=1, log=log)
     peers_in = [s for s in systems if s != "nmt"]
@@ -255,6 +265,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--continue-min", type=float, default=0.0,
                    help="models stage: the peers chosen with --peer go on from their newest "
                         "checkpoints for this many minutes (nmt's model is kept)")
+    p.add_argument("--updates", type=int, default=0,
+                   help="models stage: train every system for exactly this many updates instead "
+                        "of a time budget (models for forced-length timing only)")
     p.add_argument("--nmt-bundle", type=Path,
                    help="models stage: use this trained nmt bundle (e.g. models/multi30k-de-en) "
                         "as nmt's model for translate and service")
@@ -267,8 +280,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("give a stage or --all")
     if args.continue_min < 0:
         p.error(f"--continue-min: {args.continue_min:g} is negative")
-    if (args.nmt_bundle or args.continue_min) and args.stage != "models":
-        p.error("--nmt-bundle and --continue-min belong to the models stage")
+    if args.updates < 0:
+        p.error(f"--updates: {args.updates} is negative")
+    if (args.nmt_bundle or args.continue_min or args.updates) and args.stage != "models":
+        p.error("--nmt-bundle, --continue-min and --updates belong to the models stage")
     args.peers = [] if args.no_peers else (args.peer or list(PEERS))
     return args
 

@@ -51,7 +51,32 @@ def worker(argv):
         _, preds = engine.infer_list(lines)
         return [p[0] for p in preds]
 
-    serve(translate)
+    def count(lines, beam):
+        # A prediction holds every token the search generated, EOS included when it chose one
+        # (not when it stopped at -max_length): one token per decoder step. The calls of the
+        # step function are counted as well.
+        tr = engine.translator
+        steps, calls = [], 0
+        decode, translate_batch = tr._decode_and_generate, tr.translate_batch
+
+        def counted_decode(*a, **kw):
+            nonlocal calls
+            calls += 1
+            return decode(*a, **kw)
+
+        def counted_batch(*a, **kw):
+            out = translate_batch(*a, **kw)
+            steps.extend(len(nbest[0]) for nbest in out["predictions"])
+            return out
+
+        tr._decode_and_generate, tr.translate_batch = counted_decode, counted_batch
+        try:
+            hyps = translate(lines, beam)
+        finally:
+            del tr._decode_and_generate, tr.translate_batch  # the class's methods again
+        return hyps, {"steps": steps, "decoder_calls": calls, "units": len(lines)}
+
+    serve(translate, count)
 
 
 if __name__ == "__main__":
