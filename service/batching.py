@@ -31,7 +31,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
-from nmt.translator import Translation
+from nmt.translator import Translation, TranslationModel
 from service.metrics import ServiceMetrics
 from service.request_scope import current_client, current_gone
 
@@ -76,6 +76,17 @@ class ClientGone(Exception):
 # the texts nobody waits for any more (the translator drops them at its next decoding step).
 TranslateFn = Callable[[list[str], DecodeOptions, Callable[[], Collection[int]]],
                        Sequence[Translation]]
+
+
+def translate_with(translator: TranslationModel, texts: list[str], options: DecodeOptions,
+                   abandoned: Callable[[], Collection[int]]) -> list[Translation]:
+    """One model call: what `options` ask of `translator` (in the server's process or in a
+    model worker process, `service.model_workers`)."""
+    return translator.translate(
+        texts, beam_size=options.beam_size, nbest=options.nbest,
+        length_penalty=options.length_penalty, return_attention=options.return_attention,
+        domain=options.domain, align=options.align, terms=options.terms,
+        glossary=dict(options.glossary), abandoned=abandoned)
 
 
 class _Arrival:

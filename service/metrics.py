@@ -59,6 +59,9 @@ class ServiceMetrics:
         self.tokens = Counter(
             "nmt_tokens", "subword tokens translated (source read, target written)",
             ["model", "side"], registry=r)
+        self.worker_restarts = Counter("nmt_model_worker_restarts",
+                                       "model worker processes that died and were replaced",
+                                       registry=r)
         self.rejected = Counter("nmt_rejected_requests",
                                 "requests refused by the queue (full) or dropped (timed out)",
                                 ["model", "reason"], registry=r)

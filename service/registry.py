@@ -3,20 +3,24 @@
 Several models may translate the same language pair (a caption model beside a general one). A
 request names a model, or gets its pair's default: the one NMT_DEFAULT_MODELS names, else the
 model with the most domain tags (a tagged general model over a single-domain one), then the first
-by name. Each Translator is loaded once and shared, read-only, by its one batcher thread.
+by name. Each Translator is loaded once and shared, read-only, by its batcher's lanes; with
+model worker processes (NMT_MODEL_PROCESSES, the default), the lanes hand each call to a worker
+process instead, and this process's Translator only tokenises and describes the model.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from nmt.translator import Translation, TranslationModel, Translator
-from service.batching import Arrivals, DecodeOptions, MicroBatcher
+from service.batching import Arrivals, DecodeOptions, MicroBatcher, translate_with
 from service.metrics import ServiceMetrics
 from service.model_cards import ModelCard, read_card
+from service.model_workers import ModelWorkerPool, WorkerSpec
 from service.settings import ServiceSettings
 
 logger = logging.getLogger("service")
@@ -47,6 +51,8 @@ class ModelRegistry:
         translators: model name -> Translator (real, or a fake in tests).
         bundle_dirs: model name -> its bundle directory, for the model card and file size;
             models missing here are described from their domain tags.
+        workers: model worker processes that run the model calls (of every model in
+            `translators`); None: the calls run in this process. Closed with the registry.
 
     Raises:
         ValueError: `settings.default_models` names a model that is not loaded, or one that
@@ -55,8 +61,10 @@ class ModelRegistry:
 
     def __init__(self, translators: Mapping[str, TranslationModel], *, settings: ServiceSettings,
                  metrics: ServiceMetrics, arrivals: Arrivals | None = None,
-                 bundle_dirs: Mapping[str, Path] | None = None):
+                 bundle_dirs: Mapping[str, Path] | None = None,
+                 workers: ModelWorkerPool | None = None):
         bundle_dirs = bundle_dirs or {}
+        self.workers = workers
         self.models: dict[str, ModelEntry] = {}
         for name in sorted(translators):
             translator = translators[name]
@@ -64,7 +72,7 @@ class ModelRegistry:
             self.models[name] = ModelEntry(
                 name, translator,
                 _batcher_for(translator, name=name, settings=settings, metrics=metrics,
-                             arrivals=arrivals),
+                             arrivals=arrivals, workers=workers),
                 read_card(bundle_dirs.get(name), src=translator.src_lang,
                           tgt=translator.tgt_lang, domains=domains,
                           metadata=dict(translator.metadata)),
@@ -78,20 +86,38 @@ class ModelRegistry:
     @classmethod
     def load(cls, settings: ServiceSettings, metrics: ServiceMetrics,
              arrivals: Arrivals | None = None) -> ModelRegistry:
-        """Loads every bundle `settings` names, each once."""
+        """Loads every bundle `settings` names, each once, and starts the model worker
+        processes (NMT_MODEL_PROCESSES) when there are any; ModelWorkerFailed when one of them
+        cannot load its models."""
         translators: dict[str, Translator] = {}
         dirs: dict[str, Path] = {}
+        processes = settings.model_worker_count()
+        in_workers = processes > 0
         for path in settings.bundle_dirs():
             if path.name in translators:
                 raise ValueError(f"two bundles are named {path.name} ({dirs[path.name]} and "
                                  f"{path}); a model's name is its directory's name")
             logger.info("loading model bundle %s", path)
+            # With worker processes this copy only tokenises and describes: the CPU will do.
             translators[path.name] = Translator.from_checkpoint(
-                path, device=settings.device, quantize=settings.quantize,
-                num_threads=settings.num_threads)
+                path, device="cpu" if in_workers else settings.device,
+                quantize=settings.quantize, num_threads=settings.num_threads)
             dirs[path.name] = path
-        return cls(translators, settings=settings, metrics=metrics, arrivals=arrivals,
-                   bundle_dirs=dirs)
+        workers = None
+        if in_workers and translators:
+            cores = os.cpu_count() or 1  # shared by every model worker of every server process
+            workers = ModelWorkerPool(
+                WorkerSpec(dirs, settings.device, settings.quantize,
+                           settings.num_threads or max(1, cores // (processes * settings.workers))),
+                processes=processes,
+                on_restart=metrics.worker_restarts.inc).start()
+        try:
+            return cls(translators, settings=settings, metrics=metrics, arrivals=arrivals,
+                       bundle_dirs=dirs, workers=workers)
+        except BaseException:
+            if workers is not None:
+                workers.close()
+            raise
 
     def get(self, src: str, tgt: str) -> ModelEntry:
         """The default model for `src`->`tgt`; UnknownPair when none translates it."""
@@ -115,6 +141,8 @@ class ModelRegistry:
     def close(self) -> None:
         for entry in self.models.values():
             entry.batcher.close()
+        if self.workers is not None:
+            self.workers.close()
 
 
 def _domains(translator: TranslationModel) -> tuple[list[str], str | None]:
@@ -144,14 +172,14 @@ def _choose_defaults(models: Mapping[str, ModelEntry], configured: Mapping[tuple
 
 
 def _batcher_for(translator: TranslationModel, *, name: str, settings: ServiceSettings,
-                 metrics: ServiceMetrics, arrivals: Arrivals | None) -> MicroBatcher:
+                 metrics: ServiceMetrics, arrivals: Arrivals | None,
+                 workers: ModelWorkerPool | None) -> MicroBatcher:
     def translate(texts: list[str], options: DecodeOptions,
                   abandoned: Callable[[], Collection[int]]) -> list[Translation]:
-        translations = translator.translate(
-            texts, beam_size=options.beam_size, nbest=options.nbest,
-            length_penalty=options.length_penalty, return_attention=options.return_attention,
-            domain=options.domain, align=options.align, terms=options.terms,
-            glossary=dict(options.glossary), abandoned=abandoned)
+        if workers is None:
+            translations = translate_with(translator, texts, options, abandoned)
+        else:
+            translations = workers.translate(name, texts, options, abandoned)
         metrics.tokens.labels(name, "target").inc(
             sum(len(t.candidates[0].tokens) for t in translations))
         return translations

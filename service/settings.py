@@ -9,6 +9,7 @@ builds the app itself (in each worker) from the string "service.main:create_app"
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -68,6 +69,12 @@ class ServiceSettings(BaseSettings):
     # Model calls that may run at once per model, each for a different client: while one client's
     # long call runs, another's short one need not wait for it (each call uses NMT_NUM_THREADS).
     model_lanes: int = Field(default=2, ge=1, le=16)
+    # Model worker processes (service/model_workers.py), shared by all models, each loading every
+    # model: model calls run there, never in the HTTP process, whose event loop then has its core
+    # to itself. 0: calls run in this process's lane threads. Unset: the cores divided among the
+    # server's processes (NMT_WORKERS), at least one. With model workers, NMT_NUM_THREADS is per
+    # model worker (unset: the cores divided among all of them).
+    model_processes: int | None = Field(default=None, ge=0, le=64)
     request_timeout_s: float = Field(default=30.0, gt=0.0)  # beyond: 504
 
     # Access: optional API keys (any one of them is accepted) and a per-key (or per-client
@@ -105,6 +112,12 @@ class ServiceSettings(BaseSettings):
     # Set by `nmt serve --skip-bad-models`: bundles it found unloadable and left out (name ->
     # why, without paths); /ready lists them.
     skipped_models: Annotated[dict[str, str], NoDecode] = {}
+
+    def model_worker_count(self) -> int:
+        """Model worker processes this server process starts (see `model_processes`)."""
+        if self.model_processes is not None:
+            return self.model_processes
+        return max(1, (os.cpu_count() or 1) // self.workers)
 
     @field_validator("models", "api_keys", "cors_origins", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from service.batching import (
 )
 from service.errors import ApiError
 from service.metrics import CLIENT_CLOSED
+from service.model_workers import ModelWorkerFailed, ModelWorkerLost
 from service.registry import ModelEntry
 from service.settings import ServiceSettings
 
@@ -66,6 +67,10 @@ async def translate_texts(entry: ModelEntry, texts: list[str], options: DecodeOp
     except ClientGone:
         # Nobody reads this answer; the metrics middleware counts the request as 499.
         raise ApiError(CLIENT_CLOSED, "the client closed the connection") from None
+    except (ModelWorkerLost, ModelWorkerFailed) as err:
+        logger.error("model %s: %s", entry.name, err)
+        raise ApiError(503, "the model worker translating this request stopped; retry shortly",
+                       {"Retry-After": "1"}) from None
     except ApiError:
         raise
     except Exception:
