@@ -4,8 +4,9 @@ Each step takes the 2K best (beam, token) extensions per sentence from the (K * 
 Those ending in EOS among the top K are finished hypotheses; the K best that do not end in EOS
 stay active. A sentence is done once it has K finished hypotheses or reaches its maximum length,
 and done sentences leave the batch, so the tensors shrink as decoding goes on. (fairseq's
-SequenceGenerator works the same way.) Beams start as one live beam and K - 1 at -inf, so the
-n-best lists never hold duplicates.
+SequenceGenerator works the same way.) A sentence starts with one beam (BOS), so the first step
+runs B rows rather than B * K copies of the same one; its 2K extensions are distinct, so are the
+K beams they give, and the n-best lists never hold duplicates.
 """
 
 from __future__ import annotations
@@ -28,16 +29,17 @@ from nmt.tokenization import BOS_ID, EOS_ID
 
 @dataclass(frozen=True)
 class _Beams:
-    """The live part of the search: N sentences, N * K rows."""
+    """The live part of the search: N sentences, N * k rows."""
 
     sent: Tensor  # (N,) original batch index
     max_lens: Tensor  # (N,)
     n_finished: Tensor  # (N,) finished hypotheses so far
-    scores: Tensor  # (N, K) summed log-probs; -inf for empty beams
-    tokens: Tensor  # (N * K, t)
-    attn: Tensor | None  # (N * K, t, S)
-    prev: Tensor  # (N * K,) last token
-    state: DecoderState  # N * K rows
+    scores: Tensor  # (N, k) summed log-probs, k = 1 before the first step, then K; -inf for
+    # an empty beam (when fewer than K extensions are possible)
+    tokens: Tensor  # (N * k, t)
+    attn: Tensor | None  # (N * k, t, S)
+    prev: Tensor  # (N * k,) last token
+    state: DecoderState  # N * k rows
     enc: EncoderOutput  # N rows: the decoder serves a sentence's K beams from one copy
 
 
@@ -90,7 +92,7 @@ def beam_search(
     if not 1 <= nbest <= beam_size:
         raise ValueError(f"nbest must be between 1 and the beam size {beam_size}, got {nbest}")
     batch_size = enc.mask.size(0)
-    beams = _start(model, enc, resolve_max_len(max_len, batch_size, enc.mask.device), beam_size,
+    beams = _start(model, enc, resolve_max_len(max_len, batch_size, enc.mask.device),
                    keep_attn=return_attention and model.has_attention)
     src_lengths = enc.mask.sum(dim=1).tolist()
     finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
@@ -100,42 +102,39 @@ def beam_search(
             beams = _drop(beams, drop(beams.sent), finished)
             if beams.sent.numel() == 0:
                 break
-        n, k = beams.scores.shape
+        rows = beams.scores.size(1)  # per sentence: 1 at the first step, then K
         log_probs, state, attn = constrained_step(
             model, beams.prev, beams.state, beams.enc, step=step, tokens=beams.tokens,
-            at_max=(beams.max_lens <= step).repeat_interleave(k), min_len=min_len,
+            at_max=(beams.max_lens <= step).repeat_interleave(rows), min_len=min_len,
             no_repeat_ngram=no_repeat_ngram, step_scorer=step_scorer,
-            sentence_ids=beams.sent.repeat_interleave(k),
+            sentence_ids=beams.sent.repeat_interleave(rows),
         )
-        top = _top_extensions(beams.scores, log_probs)
+        top = _top_extensions(beams.scores, log_probs, beam_size)
         attn_hist = None
         if beams.attn is not None and attn is not None:
             attn_hist = torch.cat([beams.attn, attn[:, None]], dim=1)  # (N * K, t + 1, S)
-        n_new = _finish(beams, top, step, length_penalty, finished, src_lengths)
+        n_new = _finish(beams, top, beam_size, step, length_penalty, finished, src_lengths)
         n_finished = beams.n_finished + n_new
-        settled = _settled(finished, beams.sent, top, n_finished, k, step, length_penalty)
-        beams = _advance(beams, top, state, attn_hist, n_finished, settled, step)
+        settled = _settled(finished, beams.sent, top, n_finished, beam_size, step,
+                           length_penalty)
+        beams = _advance(beams, top, state, attn_hist, n_finished, settled, beam_size, step)
         step += 1
     return [best_first(hyps, nbest) for hyps in finished]
 
 
-def _start(model: Seq2Seq, enc: EncoderOutput, max_lens: Tensor, k: int, *, keep_attn: bool
-           ) -> _Beams:
+def _start(model: Seq2Seq, enc: EncoderOutput, max_lens: Tensor, *, keep_attn: bool) -> _Beams:
+    """One beam per sentence: BOS, score 0 (the first step's extensions make the K beams)."""
     batch_size, src_len = enc.mask.shape
     device = enc.mask.device
-    rows = torch.arange(batch_size, device=device).repeat_interleave(k)  # (B * K,)
-    scores = torch.full((batch_size, k), NEG_INF, device=device)
-    scores[:, 0] = 0.0
     return _Beams(
         sent=torch.arange(batch_size, device=device),
         max_lens=max_lens,
         n_finished=torch.zeros(batch_size, dtype=torch.long, device=device),
-        scores=scores,
-        tokens=torch.empty((batch_size * k, 0), dtype=torch.long, device=device),
-        attn=torch.empty((batch_size * k, 0, src_len), device=device) if keep_attn else None,
-        prev=torch.full((batch_size * k,), BOS_ID, dtype=torch.long, device=device),
-        # The bridge runs on B rows; only its output is repeated K times.
-        state=model.init_state(enc).select(rows),
+        scores=torch.zeros((batch_size, 1), device=device),
+        tokens=torch.empty((batch_size, 0), dtype=torch.long, device=device),
+        attn=torch.empty((batch_size, 0, src_len), device=device) if keep_attn else None,
+        prev=torch.full((batch_size,), BOS_ID, dtype=torch.long, device=device),
+        state=model.init_state(enc),
         enc=enc,
     )
 
@@ -163,20 +162,20 @@ def _drop(beams: _Beams, gone: Tensor, finished: list[list[Hypothesis]]) -> _Bea
     )
 
 
-def _top_extensions(scores: Tensor, log_probs: Tensor) -> _Top:
-    """scores (N, K) + log_probs (N * K, V) -> the 2K best extensions per sentence.
+def _top_extensions(scores: Tensor, log_probs: Tensor, beam_size: int) -> _Top:
+    """scores (N, k) + log_probs (N * k, V) -> the 2K best extensions per sentence (fewer when
+    k * V < 2K).
 
-    Ranked in two stages (`topk.top_extensions`): no (N, K * V) sum is ever made or ranked.
+    Ranked in two stages (`topk.top_extensions`): no (N, k * V) sum is ever made or ranked.
     """
-    k = scores.size(1)
-    values, rows, tokens = top_extensions(scores, log_probs, min(2 * k, k * log_probs.size(1)))
+    width = min(2 * beam_size, scores.size(1) * log_probs.size(1))
+    values, rows, tokens = top_extensions(scores, log_probs, width)
     return _Top(scores=values, rows=rows, tokens=tokens)
 
 
-def _finish(beams: _Beams, top: _Top, step: int, alpha: float,
+def _finish(beams: _Beams, top: _Top, k: int, step: int, alpha: float,
             finished: list[list[Hypothesis]], src_lengths: list[int]) -> Tensor:
     """Moves EOS extensions ranked in the top K into `finished`; returns (N,) counts added."""
-    k = beams.scores.size(1)
     ends = (top.tokens[:, :k] == EOS_ID) & (top.scores[:, :k] > NEG_INF)  # (N, K)
     if not bool(ends.any()):
         return torch.zeros_like(beams.n_finished)
@@ -213,11 +212,11 @@ def _settled(finished: list[list[Hypothesis]], sent: Tensor, top: _Top, n_finish
 
 
 def _advance(beams: _Beams, top: _Top, state: DecoderState, attn_hist: Tensor | None,
-             n_finished: Tensor, settled: Tensor, step: int) -> _Beams:
+             n_finished: Tensor, settled: Tensor, k: int, step: int) -> _Beams:
     """Keeps the K best non-EOS extensions of every sentence that is not done yet."""
-    n, k = beams.scores.shape
     live_scores = top.scores.masked_fill(top.tokens == EOS_ID, NEG_INF)
-    scores, pos = live_scores.topk(k, dim=1)  # (N, K)
+    # Fewer than K only when the first step has fewer than K tokens to choose from.
+    scores, pos = live_scores.topk(min(k, live_scores.size(1)), dim=1)  # (N, K)
     rows, tokens = top.rows.gather(1, pos), top.tokens.gather(1, pos)
     done = settled | (beams.max_lens <= step)
     enc = beams.enc

@@ -71,8 +71,9 @@ def test_dropped_sentence_gets_nothing_and_the_others_are_unchanged(model, sourc
     assert plain[1] and dropped[1] == []
     assert _same(dropped[0], plain[0]) and _same(dropped[2], plain[2])
     assert len(calls) == len(rows)  # asked once per step
-    # min_len keeps all three live until step 6; sentence 1 is gone before step 3 runs.
-    assert rows[:4] == [3 * beam_size] * 3 + [2 * beam_size]
+    # min_len keeps all three live until step 6; sentence 1 is gone before step 3 runs. The
+    # first step runs one row per sentence (each starts as one beam).
+    assert rows[:4] == [3, 3 * beam_size, 3 * beam_size, 2 * beam_size]
 
 
 @pytest.mark.parametrize("beam_size", [1, 3])

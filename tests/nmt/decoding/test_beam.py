@@ -5,8 +5,9 @@ from nmt.data.batching import make_source_batch
 from nmt.decoding import beam
 from nmt.decoding.beam import beam_search
 from nmt.decoding.greedy import greedy_search
-from nmt.tokenization import PAD_ID
+from nmt.tokenization import PAD_ID, UNK_ID
 from tests.nmt.decoding.conftest import full_ranking, rescore
+from tests.support.tiny import tiny_config, tiny_model
 
 
 def _encode(model, sources, extra_pad: int = 0):
@@ -154,6 +155,17 @@ def test_step_scorer_hook(attn_model, sources):
     forced = beam_search(attn_model, enc, step_scorer=prefer_seven, **kwargs)
     assert all(n[0].tokens and set(n[0].tokens) == {7} for n in forced)
     assert set(seen_rows[0].tolist()) == set(range(len(sources)))
+
+
+def test_more_beams_than_tokens_to_choose_from():
+    """UNK, two real tokens and EOS, beam 5: the first step has fewer than K live extensions;
+    the empty beams stay at -inf and the n-best lists still hold distinct, scored hypotheses."""
+    model = tiny_model(tiny_config(), seed=4, vocab_size=6)
+    enc = _encode(model, [[4, 5, 4], [5]])
+    hyps = beam_search(model, enc, max_len=4, beam_size=5, length_penalty=0.0, nbest=5)
+    for nbest in hyps:
+        assert len(nbest) == 5 and len({tuple(h.tokens) for h in nbest}) == 5
+        assert all(h.score > float("-inf") and set(h.tokens) <= {UNK_ID, 4, 5} for h in nbest)
 
 
 def test_bad_arguments(attn_model, sources):
