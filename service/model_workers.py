@@ -225,28 +225,37 @@ class ModelWorkerPool:
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._launched = 0.0
 
     @property
     def models(self) -> list[str]:
         return sorted(self.spec.bundles)
 
     def start(self) -> ModelWorkerPool:
-        """Starts every worker (loading in parallel) and waits for all; raises ModelWorkerFailed
-        (and stops the others) when one cannot load."""
-        started = time.perf_counter()
-        workers = [_Worker(self._ctx, self.spec, i) for i in range(self.processes)]
+        """Starts every worker (loading in parallel) and waits for all: `launch`, then
+        `wait_ready`."""
+        return self.launch().wait_ready()
+
+    def launch(self) -> ModelWorkerPool:
+        """Starts every worker process; they load their models while the caller goes on."""
+        self._launched = time.perf_counter()
+        with self._lock:
+            self._workers = [_Worker(self._ctx, self.spec, i) for i in range(self.processes)]
+        return self
+
+    def wait_ready(self) -> ModelWorkerPool:
+        """Waits until every launched worker has loaded its models; ModelWorkerFailed (and all
+        of them stopped) when one cannot."""
         try:
-            for worker in workers:
+            for worker in self._workers:
                 worker.wait_ready(self.start_timeout_s)
         except ModelWorkerFailed:
-            for worker in workers:
-                worker.stop(1.0)
+            self.close()
             raise
-        self._workers = workers
-        for worker in workers:
+        for worker in self._workers:
             self._free.put(worker)
         logger.info("%d model worker processes ready in %.1f s (%s threads each)",
-                    self.processes, time.perf_counter() - started, self.spec.num_threads)
+                    self.processes, time.perf_counter() - self._launched, self.spec.num_threads)
         return self
 
     def pids(self) -> list[int]:

@@ -91,27 +91,29 @@ class ModelRegistry:
         cannot load its models."""
         translators: dict[str, Translator] = {}
         dirs: dict[str, Path] = {}
-        processes = settings.model_worker_count()
-        in_workers = processes > 0
         for path in settings.bundle_dirs():
-            if path.name in translators:
+            if path.name in dirs:
                 raise ValueError(f"two bundles are named {path.name} ({dirs[path.name]} and "
                                  f"{path}); a model's name is its directory's name")
-            logger.info("loading model bundle %s", path)
-            # With worker processes this copy only tokenises and describes: the CPU will do.
-            translators[path.name] = Translator.from_checkpoint(
-                path, device="cpu" if in_workers else settings.device,
-                quantize=settings.quantize, num_threads=settings.num_threads)
             dirs[path.name] = path
+        processes = settings.model_worker_count() if dirs else 0
         workers = None
-        if in_workers and translators:
+        if processes:
+            # Launched first: they load while this process loads its own copy.
             cores = os.cpu_count() or 1  # shared by every model worker of every server process
+            threads = settings.num_threads or max(1, cores // (processes * settings.workers))
             workers = ModelWorkerPool(
-                WorkerSpec(dirs, settings.device, settings.quantize,
-                           settings.num_threads or max(1, cores // (processes * settings.workers))),
-                processes=processes,
-                on_restart=metrics.worker_restarts.inc).start()
+                WorkerSpec(dirs, settings.device, settings.quantize, threads),
+                processes=processes, on_restart=metrics.worker_restarts.inc).launch()
         try:
+            for name, path in dirs.items():
+                logger.info("loading model bundle %s", path)
+                # With worker processes this copy only tokenises and describes: the CPU will do.
+                translators[name] = Translator.from_checkpoint(
+                    path, device="cpu" if workers is not None else settings.device,
+                    quantize=settings.quantize, num_threads=settings.num_threads)
+            if workers is not None:
+                workers.wait_ready()
             return cls(translators, settings=settings, metrics=metrics, arrivals=arrivals,
                        bundle_dirs=dirs, workers=workers)
         except BaseException:

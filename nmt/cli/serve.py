@@ -50,9 +50,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=int(env.get("NMT_WORKERS", "1")),
                         help="worker processes, each with its own copy of the models "
                              "(default: 1; env NMT_WORKERS)")
+    parser.add_argument("--model-processes", type=int, metavar="N",
+                        help="model worker processes per server process, where the decoder "
+                             "runs (0: in the server process; default: the cores divided "
+                             "among the --workers; env NMT_MODEL_PROCESSES)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--num-threads", type=int, metavar="N",
-                        help="torch CPU threads per worker (default: torch's choice)")
+                        help="torch CPU threads per model worker process (default: the cores "
+                             "divided among them)")
     parser.add_argument("--max-batch-tokens", type=int, metavar="N",
                         help="source subwords per merged batch (default: 4000)")
     parser.add_argument("--max-wait-ms", type=float, metavar="MS",
@@ -137,6 +142,8 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["NMT_MODELS_ROOT"] = args.models_root
     if args.device:
         env["NMT_DEVICE"] = args.device
+    if args.model_processes is not None:
+        env["NMT_MODEL_PROCESSES"] = str(args.model_processes)
     if args.num_threads:
         env["NMT_NUM_THREADS"] = str(args.num_threads)
     if args.max_batch_tokens:
@@ -279,6 +286,8 @@ def run(args: argparse.Namespace) -> None:
 
     if args.workers < 1:
         raise CommandError("--workers must be at least 1")
+    if args.model_processes is not None and args.model_processes < 0:
+        raise CommandError("--model-processes must be 0 (decode in the server process) or more")
     check_port(args.host, args.port)
     env = settings_env(args)
     os.environ.update(env)

@@ -51,7 +51,9 @@ def topology(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     tmp = tmp_path_factory.mktemp("replicas")
     redis = RedisServer(require_program("redis"), tmp).start()
     env = {"NMT_REDIS_URL": redis.url, "NMT_RATE_LIMIT_PER_MINUTE": str(RATE),
-           "NMT_TRUSTED_PROXIES": "127.0.0.1", "NMT_FILES_DIR": str(tmp / "files")}
+           "NMT_TRUSTED_PROXIES": "127.0.0.1", "NMT_FILES_DIR": str(tmp / "files"),
+           # One model worker each (the replicas share 2 cores): this tests the topology.
+           "NMT_MODEL_PROCESSES": "1"}
     started: list[tuple[subprocess.Popen, str]] = []
     proxy = None
     try:
