@@ -12,7 +12,7 @@ from torch import Tensor
 from nmt.decoding.constraints import StepScorer, constrained_step, resolve_max_len
 from nmt.decoding.hypothesis import Hypothesis
 from nmt.decoding.penalties import gnmt_length_penalty
-from nmt.decoding.topk import top_extensions
+from nmt.decoding.topk import best_tokens
 from nmt.models.decoder import DecoderState
 from nmt.models.encoder import EncoderOutput
 from nmt.models.seq2seq import Seq2Seq
@@ -97,10 +97,7 @@ def greedy_search(
             at_max=live.max_lens <= step, min_len=min_len, no_repeat_ngram=no_repeat_ngram,
             step_scorer=step_scorer, sentence_ids=live.sent,
         )
-        # The argmax, ranked in two stages: torch's CPU max over 8,000 columns is slow.
-        best, _, next_tokens = top_extensions(live.scores.new_zeros(live.scores.size(0), 1),
-                                              log_probs, 1)
-        best, next_tokens = best[:, 0], next_tokens[:, 0]  # (N,)
+        best, next_tokens = best_tokens(log_probs)  # (N,) each: log_probs.max(dim=1)
         live = dataclasses.replace(live, scores=live.scores + best, state=state)
         ended = next_tokens == EOS_ID
         if bool(ended.any()):

@@ -1,11 +1,11 @@
-"""The two-stage ranking of extensions returns what a full ranking of all K * V sums returns."""
+"""The two-stage rankings return what a full ranking of all K * V sums, and Tensor.max, return."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from nmt.decoding.topk import block_size, top_extensions
+from nmt.decoding.topk import best_tokens, block_size, top_extensions
 from tests.nmt.decoding.conftest import full_ranking
 
 NEG_INF = float("-inf")
@@ -31,3 +31,16 @@ def test_two_stages_rank_like_a_full_ranking(vocab: int, beams: int, block: int 
 def test_block_size_is_near_the_square_root_of_half_the_vocabulary() -> None:
     assert block_size(8000) == 64
     assert [block_size(v) for v in (1, 2, 60)] == [1, 1, 4]
+
+
+@pytest.mark.parametrize("vocab", [2, 7, 60, 61, 1000])
+@pytest.mark.parametrize("block", [None, 1, 3, 8, 10_000])
+def test_best_tokens_is_max_over_the_vocabulary(vocab: int, block: int | None) -> None:
+    g = torch.Generator().manual_seed(vocab)
+    log_probs = torch.randn(6, vocab, generator=g).log_softmax(dim=1)
+    log_probs[0, : vocab // 2] = NEG_INF
+    log_probs[1] = 0.0  # all equal: the first token, as Tensor.max returns
+    log_probs[2, -1] = log_probs[2, 0] = 1.0  # equal maxima at both ends, the tail included
+    values, tokens = best_tokens(log_probs, block=block)
+    want = log_probs.max(dim=1)
+    assert torch.equal(values, want.values) and torch.equal(tokens, want.indices)
