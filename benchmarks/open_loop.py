@@ -15,11 +15,13 @@ model's default). For each search, on the same server:
 1. the maximum throughput: closed loop, `wrk -t1 -c32` with benchmarks/wrk/translate.lua (32
    requests in flight, each connection sending its next as soon as the last one answers), as
    benchmarks/service_load.py measures it;
-2. the idle latency: httperf sends one request at a time (`--period 0`: each session starts
-   when the previous one has finished);
+2. the idle latency: httperf sends one request at a time (no `--period`: at its default rate
+   of 0 each session starts when the previous one has finished);
 3. open loop: httperf at 50% and then 80% of that maximum for a fixed time,
    `--wsesslog=N,0,FILE --period=eT` (Poisson arrivals with mean gap T = 1 / rate), one request
-   per session, so N = rate x seconds.
+   per session, so N = rate x seconds. httperf seeds its generator the same way on every run,
+   so every run draws the same gaps, scaled to its rate: the rate that arrived (requests over
+   the run's time) differs from the offered one by a few percent, and is reported beside it.
 
 How p99 is obtained, and why it is honest. httperf prints only summaries, but with `-v -v` one
 of them is the histogram of connection lifetimes at 1 ms resolution. Each session here is one
@@ -30,8 +32,9 @@ read from that histogram, each as the upper edge of its 1 ms bin (rounded up, ne
 is no coordinated omission: httperf starts every session at its own scheduled Poisson time,
 from its timer, on a new connection, whether or not earlier requests have answered; a slow answer
 never delays or drops the requests behind it, it only adds connections in flight (reported as
-"max in flight"), so a server that falls behind shows it in the latencies (or as timeouts,
-counted as errors) rather than by being sent less. Requests still in flight at the end are waited
+"max in flight"), so a server that falls behind shows it in the latencies, or in errors (the
+app's 503 once NMT_MAX_QUEUE texts wait, its 504 after NMT_REQUEST_TIMEOUT_S, httperf's own
+timeout), rather than by being sent less. Requests still in flight at the end are waited
 for (up to the 60 s timeout), not dropped.
 
 httperf polls its sockets without sleeping (a "CPU hog", its manual says): it holds one core
@@ -41,8 +44,9 @@ every core busy, httperf can be late, to start a session (its reported arrival r
 below the offered one; both are reported) or to see an answer (the latency then reads high).
 As a cross-check the table also gives the server's own p99 of `timing.total_ms` from the answers'
 bodies (`--print-reply=body`): it covers only the time inside the app, so the client's p99 must
-not be below it. Tests never time things: tests/benchmarks/test_open_loop.py runs --quick and
-checks the figures are well formed.
+not be below it. Errors: every answer but a 200 (by status, from the server's /metrics) and
+httperf's own (client-timo: no answer within its timeout; connection resets). Tests never time
+things: tests/benchmarks/test_open_loop.py runs --quick and checks the figures are well formed.
 
 Targets: p99 at 50% load at most 3x the idle p50, with no error.
 """
@@ -52,136 +56,45 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import re
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import httperf  # noqa: E402
 from benchmarks.service_load import Server, load_test  # noqa: E402
 from benchmarks.workspace import DATA, ROOT, machine_info, read_gz, save_json  # noqa: E402
 
 TARGET_RATIO = 3.0  # p99 at 50% load / idle p50
 LOADS = (0.5, 0.8)
 SEARCHES = {"greedy": 1, "beam 5": None}  # None: the model's default (5), as clients send it
-HTTPERF_TIMEOUT_S = 60.0  # above NMT_REQUEST_TIMEOUT_S (30): the app answers its own 504 first
-MAX_SESSIONS = 1000  # httperf's limit on session templates in one --wsesslog file
-
-
-def wsesslog(bodies: list[dict]) -> str:
-    """An httperf --wsesslog file: one session per body, each a single POST /v1/translate.
-
-    Inside contents='...' httperf reads a backslash as "take the next character as it is", so
-    backslashes and single quotes are escaped; JSON's own escapes stay intact."""
-    sessions = []
-    for body in bodies[:MAX_SESSIONS]:
-        text = json.dumps(body).replace("\\", "\\\\").replace("'", "\\'")
-        sessions.append(f"/v1/translate method=POST contents='{text}'\n")
-    return "\n".join(sessions)
-
-
-def percentile(hist: dict[float, int], q: float) -> float:
-    """The q-quantile (0-1) of a histogram {bin centre ms: count} of 1 ms bins: the upper edge
-    of the bin where the count reaches q of the total."""
-    total = sum(hist.values())
-    need = max(1, -(-int(q * total * 1000) // 1000))  # ceil(q * total), robust to q * total
-    seen = 0
-    for centre in sorted(hist):
-        seen += hist[centre]
-        if seen >= need:
-            return centre + 0.5
-    raise ValueError("empty histogram")
-
-
-def _nearest_rank(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, -(-int(q * len(ordered) * 1000) // 1000) - 1))]
-
-
-def parse_httperf(out: str) -> dict:
-    """The figures of one `httperf -v -v --print-reply=body` run."""
-    hist: dict[float, int] = {}
-    lines = out.splitlines()
-    if "Connection lifetime histogram (time in ms):" in lines:
-        for line in lines[lines.index("Connection lifetime histogram (time in ms):") + 1:]:
-            if not line.strip():
-                break
-            if line.strip() != ":":
-                centre, count = line.split()
-                hist[float(centre)] = int(count)
-    replies = {m[0]: int(m[1]) for m in re.findall(r"(\dxx)=(\d+)", _line(out, "Reply status:"))}
-    errors = int(re.search(r"Errors: total (\d+)", out).group(1))  # type: ignore[union-attr]
-    total = re.search(r"Total: connections (\d+) requests (\d+) replies (\d+) "
-                      r"test-duration ([\d.]+) s", out)
-    assert total is not None, out[-2000:]
-    cpu = re.search(r"CPU time \[s\]: user ([\d.]+) system ([\d.]+)", out)
-    # The answers' bodies, "RB<serial>:<text>" (a body split over reads comes in several lines).
-    bodies: dict[str, str] = {}
-    for serial, text in re.findall(r"^RB(\d+):(.*)$", out, flags=re.M):
-        bodies[serial] = bodies.get(serial, "") + text
-    server_ms = []
-    for text in bodies.values():
-        try:
-            server_ms.append(float(json.loads(text)["timing"]["total_ms"]))
-        except (ValueError, KeyError, TypeError):
-            pass  # an error answer has no timing
-    duration = float(total.group(4))
-    return {
-        "sessions": int(total.group(1)),
-        "replies": int(total.group(3)),
-        "ok": replies.get("2xx", 0),
-        "errors": errors + sum(n for code, n in replies.items() if code != "2xx"),
-        "duration_s": duration,
-        "served_per_s": replies.get("2xx", 0) / duration if duration else 0.0,
-        "arrivals_per_s": int(total.group(1)) / duration if duration else 0.0,
-        "max_in_flight": int(re.search(r"<=(\d+) concurrent", out).group(1)),  # type: ignore[union-attr]
-        "p50_ms": percentile(hist, 0.50) if hist else None,
-        "p99_ms": percentile(hist, 0.99) if hist else None,
-        "max_ms": max(hist) + 0.5 if hist else None,
-        "server_p50_ms": _nearest_rank(server_ms, 0.50) if server_ms else None,
-        "server_p99_ms": _nearest_rank(server_ms, 0.99) if server_ms else None,
-        "httperf_cpu_s": float(cpu.group(1)) + float(cpu.group(2)) if cpu else None,
-    }
-
-
-def _line(out: str, prefix: str) -> str:
-    return next((x for x in out.splitlines() if x.startswith(prefix)), "")
-
-
-def httperf(port: int, bodies: list[dict], *, sessions: int, rate: float, nice: int) -> dict:
-    """One httperf run of `sessions` single-request sessions: Poisson arrivals at `rate`
-    per second, or one after another where `rate` is 0."""
-    with tempfile.NamedTemporaryFile("w", suffix=".wsesslog", encoding="utf-8") as f:
-        f.write(wsesslog(bodies))
-        f.flush()
-        argv = ["nice", "-n", str(nice), "httperf", "-v", "-v", "--hog", "--server", "127.0.0.1",
-                "--port", str(port), "--add-header", "Content-Type: application/json\\n",
-                f"--wsesslog={sessions},0,{f.name}", f"--timeout={HTTPERF_TIMEOUT_S:g}",
-                "--print-reply=body"]
-        if rate > 0:
-            argv.append(f"--period=e{1.0 / rate:.6f}")
-        # httperf waits for the last answers (bounded by its timeout): allow for that.
-        limit_s = (sessions / rate if rate > 0 else sessions * 2.0) + 2 * HTTPERF_TIMEOUT_S
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=limit_s)
-    if done.returncode != 0:
-        raise RuntimeError(f"httperf exited with {done.returncode}: {done.stderr[-2000:]}")
-    return {**parse_httperf(done.stdout), "offered_per_s": rate}
-
-
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def machine_load() -> dict[str, str]:
+def machine_load() -> dict[str, Any]:
     """`uptime` and the head of `top` now: the machine is shared, so its load goes with the
     figures."""
     top = subprocess.run(["top", "-bn1"], capture_output=True, text=True, check=False).stdout
     uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
-    return {"uptime": uptime.strip(), "top": "\n".join(top.splitlines()[:12])}
+    return {"uptime": uptime.strip(), "top": "\n".join(top.splitlines()[:12]),
+            "load_1min": os.getloadavg()[0], "cores": os.cpu_count() or 1}
+
+
+def busy_note(before: dict) -> list[str]:
+    """A warning line when other work already loaded the machine (1-minute load above a
+    quarter of its cores) as the run began."""
+    if before["load_1min"] <= 0.25 * before["cores"]:
+        return []
+    return [f"**The machine was busy** (load {before['load_1min']:.2f} on {before['cores']} "
+            "cores before the run, from other work): these figures are to be re-run on a quiet "
+            "machine.", ""]
 
 
 def run_search(server: Server, sentences: list[str], beam: int | None, args) -> dict:
@@ -192,11 +105,11 @@ def run_search(server: Server, sentences: list[str], beam: int | None, args) -> 
                        source="de", target="en", beam_size=beam)
     out: dict = {"closed_loop": closed}
     log(f"closed loop: {closed['requests_per_s']:.1f} req/s")
-    out["idle"] = httperf(server.port, bodies, sessions=args.idle_requests, rate=0.0,
+    out["idle"] = httperf.run(server, bodies, sessions=args.idle_requests, rate=0.0,
                           nice=args.nice)
     for load in LOADS:
         rate = load * closed["requests_per_s"]
-        out[f"{load:.0%}"] = httperf(server.port, bodies, nice=args.nice, rate=rate,
+        out[f"{load:.0%}"] = httperf.run(server, bodies, nice=args.nice, rate=rate,
                                      sessions=max(1, round(rate * args.seconds)))
     idle_p50 = out["idle"]["p50_ms"]
     at_half = out[f"{LOADS[0]:.0%}"]
@@ -232,6 +145,14 @@ def run(args: argparse.Namespace, command: str) -> dict:
     return report
 
 
+def _errors(r: dict) -> str:
+    """The error count, with its kinds: non-200 answers by status (the server's count),
+    httperf's own errors (client-timo: no answer within its timeout, ...)."""
+    kinds = [f"{status} {n}" for status, n in r["server_statuses"].items() if status != "200"]
+    kinds += [f"{kind} {n}" for kind, n in r["errors_by_kind"].items()]
+    return f"{r['errors']} ({', '.join(kinds)})" if r["errors"] else "0"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -253,7 +174,7 @@ def markdown(report: dict) -> str:
         "httperf's connection lifetimes (1 ms bins, upper edges); server p99: the app's own "
         "`timing.total_ms`.", "",
         f"Load before: `{report['load_before']['uptime']}`; after: "
-        f"`{report['load_after']['uptime']}`.", "",
+        f"`{report['load_after']['uptime']}`.", "", *busy_note(report["load_before"]),
         "| search | load | offered req/s | arrived req/s | served req/s | requests | p50 ms | "
         "p99 ms | server p99 ms | max in flight | errors |",
         "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -270,7 +191,7 @@ def markdown(report: dict) -> str:
                 f"| {name} | {label} | {offered} | "
                 f"{r['arrivals_per_s']:.1f} | {r['served_per_s']:.1f} | {r['sessions']:,} | "
                 f"{_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | {_ms(r['server_p99_ms'])} | "
-                f"{1 if idle else r['max_in_flight']} | {r['errors']} |")
+                f"{1 if idle else r['max_in_flight']} | {_errors(r)} |")
     lines += ["", "| search | p99 at 50% / idle p50 | errors at 50% | target | |",
               "|---|---|---|---|---|"]
     for name, s in report["searches"].items():

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -45,13 +44,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.open_loop import SEARCHES, log, machine_load  # noqa: E402
+from benchmarks.open_loop import SEARCHES, busy_note, log, machine_load  # noqa: E402
 from benchmarks.service_load import Server, load_test  # noqa: E402
 from benchmarks.topology import Nginx, RedisServer, find_program  # noqa: E402
 from benchmarks.workspace import DATA, ROOT, machine_info, read_gz, save_json  # noqa: E402
 
 KEYS = ("bench-key-a", "bench-key-b")
-ROUTE = "/v1/translate"
 
 
 
@@ -80,17 +78,6 @@ def topology(args: argparse.Namespace, tmp: Path, redis: RedisServer,
             replica.stop()
 
 
-def answered(replica: Server) -> Counter[str]:
-    """The replica's answers on ROUTE by status, from its own /metrics."""
-    text = httpx.get(f"{replica.url}/metrics", timeout=10).text
-    counts: Counter[str] = Counter()
-    for status, count in re.findall(
-            rf'^nmt_http_requests_total\{{(?=[^}}]*route="{re.escape(ROUTE)}")[^}}]*'
-            r'status="(\d+)"[^}]*\} (\S+)$', text, flags=re.M):
-        counts[status] += int(float(count))
-    return counts
-
-
 def throughput(args: argparse.Namespace, replicas: list[Server], proxy: Nginx,
                sentences: list[str]) -> dict:
     """req/s, p50 and p99 of one replica directly and of nginx to both, per search (medians
@@ -102,11 +89,11 @@ def throughput(args: argparse.Namespace, replicas: list[Server], proxy: Nginx,
             order = list(runs) if rep % 2 == 0 else list(reversed(runs))
             for target in order:
                 url = replicas[0].url if target == "one replica" else proxy.url
-                before = [answered(r) for r in replicas]
+                before = [r.answers() for r in replicas]
                 r: dict[str, Any] = load_test(url, sentences, concurrency=32,
                                               seconds=args.seconds, source="de", target="en",
                                               beam_size=SEARCHES[name])
-                r["per_replica_200"] = [answered(x)["200"] - b["200"]
+                r["per_replica_200"] = [x.answers()["200"] - b["200"]
                                         for x, b in zip(replicas, before, strict=True)]
                 runs[target].append(r)
                 log(f"{name}, {target}: {json.dumps(r)}")
@@ -125,30 +112,36 @@ def throughput(args: argparse.Namespace, replicas: list[Server], proxy: Nginx,
 def rate_limit(replicas: list[Server], proxy: Nginx, limit: int) -> dict:
     """Bursts through nginx with each key; what got through, what each replica answered."""
     body = {"texts": ["Ein Hund rennt."], "source": "de", "target": "en", "beam_size": 1}
-    before = [answered(r) for r in replicas]
+    before = [r.answers() for r in replicas]
     sent = {KEYS[0]: 3 * limit, KEYS[1]: limit + 5}
     start = time.monotonic()
     with httpx.Client(base_url=proxy.url, timeout=60,
                       limits=httpx.Limits(max_connections=16)) as client:
 
         def send(key: str) -> tuple[int, str]:
-            r = client.post(ROUTE, json=body, headers={"X-API-Key": key})
+            r = client.post("/v1/translate", json=body, headers={"X-API-Key": key})
             return r.status_code, r.text if r.status_code != 200 else ""
 
         with ThreadPoolExecutor(16) as pool:
             answers = {key: list(pool.map(send, [key] * n)) for key, n in sent.items()}
     elapsed = time.monotonic() - start
-    expected_429 = json.dumps({"error": f"Slowdown: {limit} per 1 minute"}, separators=(",", ":"))
+    refusal = {"error": f"Slowdown: {limit} per 1 minute"}
     per_key = {}
     for i, (key, results) in enumerate(answers.items()):
         statuses = Counter(status for status, _ in results)
-        bodies_ok = all(json.loads(text) == json.loads(expected_429)
-                        for status, text in results if status == 429)
+        bodies_ok = all(json.loads(text) == refusal for status, text in results if status == 429)
         per_key[f"key {'AB'[i]}"] = {"sent": sent[key], "status": dict(sorted(statuses.items())),
                                      "exact": statuses[200] == limit
                                      and statuses[429] == sent[key] - limit and bodies_ok}
-    per_replica = [{s: n for s, n in (answered(r) - b).items()}
-                   for r, b in zip(replicas, before, strict=True)]
+    # A replica counts an answer once it is sent, so the last ones may not be counted yet.
+    deadline = time.monotonic() + 5.0
+    while True:
+        per_replica = [dict(sorted((r.answers() - b).items()))
+                       for r, b in zip(replicas, before, strict=True)]
+        if sum(n for p in per_replica for n in p.values()) >= sum(sent.values()) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     return {"limit_per_minute": limit, "seconds": elapsed, "keys": per_key,
             "per_replica": per_replica,
             "both_replicas_answered": all(p.get("200") and p.get("429") for p in per_replica),
@@ -193,7 +186,7 @@ def markdown(report: dict) -> str:
         f"`wrk -t1 -c32`, {report['seconds']:g} s per cell, {report['reps']} rounds alternating "
         "the two targets; medians.", "",
         f"Load before: `{report['load_before']['uptime']}`; after: "
-        f"`{report['load_after']['uptime']}`.", "",
+        f"`{report['load_after']['uptime']}`.", "", *busy_note(report["load_before"]),
         "| search | target | req/s | p50 ms | p99 ms | requests | 200s per replica (warm-up in) | "
         "errors | req/s each round |",
         "|---|---|---|---|---|---|---|---|---|"]

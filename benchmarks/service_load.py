@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -76,6 +78,16 @@ class Server:
             if key in ("VmRSS", "VmHWM"):
                 out["rss" if key == "VmRSS" else "peak_rss"] = int(value.split()[0]) / 1024
         return out
+
+    def answers(self, route: str = "/v1/translate") -> Counter[str]:
+        """The server's answers on `route` so far, by status, from its own /metrics."""
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        counts: Counter[str] = Counter()
+        for status, count in re.findall(
+                rf'^nmt_http_requests_total\{{(?=[^}}]*route="{re.escape(route)}")[^}}]*'
+                r'status="(\d+)"[^}]*\} (\S+)$', text, flags=re.M):
+            counts[status] += int(float(count))
+        return counts
 
     def stop(self) -> None:
         if self.proc.poll() is None:
