@@ -188,7 +188,7 @@ def _batcher_for(translator: TranslationModel, *, name: str, settings: ServiceSe
 
     return MicroBatcher(
         translate, name=name, metrics=metrics, enabled=settings.batching,
-        max_batch_tokens=settings.max_batch_tokens, slice_tokens=settings.slice_tokens,
+        max_batch_tokens=settings.batch_token_budget(), slice_tokens=settings.slice_tokens,
         max_wait_s=settings.max_wait_ms / 1000.0, max_queue=settings.max_queue,
         max_client_queue=settings.max_client_queue, arrivals=arrivals,
         lanes=settings.model_lanes)

@@ -52,3 +52,17 @@ def test_malformed_default_models_name_the_setting(monkeypatch, value):
     monkeypatch.setenv("NMT_DEFAULT_MODELS", value)
     with pytest.raises(ValueError, match="NMT_DEFAULT_MODELS"):
         ServiceSettings()
+
+
+def test_model_workers_and_batch_budget_follow_the_device(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    cpu = ServiceSettings()
+    assert (cpu.model_worker_count(), cpu.batch_token_budget()) == (8, 4_000)
+    assert ServiceSettings(workers=3).model_worker_count() == 2  # the cores among the workers
+    assert ServiceSettings(workers=16).model_worker_count() == 1
+    gpu = ServiceSettings(device="cuda:0")
+    assert (gpu.model_worker_count(), gpu.batch_token_budget()) == (1, 16_000)
+    monkeypatch.setenv("NMT_MODEL_PROCESSES", "0")
+    monkeypatch.setenv("NMT_MAX_BATCH_TOKENS", "500")
+    chosen = ServiceSettings(device="cuda")
+    assert (chosen.model_worker_count(), chosen.batch_token_budget()) == (0, 500)
