@@ -7,10 +7,12 @@ maximum, against the idle latency.
     python benchmarks/open_loop.py --set NMT_MODEL_LANES=1   # more server settings (repeatable)
 
 `nmt serve` runs as a child process on a free 127.0.0.1 port with the shipped de->en model
-(models/multi30k-de-en, `--model` for another), one torch thread, micro-batching on, as
-benchmarks/service_bench.py runs it. The requests are single-sentence `POST /v1/translate`
-bodies, the German side of Multi30k's test_2016_flickr, greedy (`"beam_size": 1`) and beam 5 (the
-model's default). For each search, on the same server:
+(models/multi30k-de-en, `--model` for another), `--num-threads 1` (per model worker process
+where the service runs them, NMT_MODEL_PROCESSES), micro-batching on, as
+benchmarks/service_bench.py runs it; otherwise the service's defaults, and `--set` for more.
+The requests are single-sentence `POST /v1/translate` bodies, the German side of Multi30k's
+test_2016_flickr, greedy (`"beam_size": 1`) and beam 5 (the model's default). For each search,
+on the same server:
 
 1. the maximum throughput: closed loop, `wrk -t1 -c32` with benchmarks/wrk/translate.lua (32
    requests in flight, each connection sending its next as soon as the last one answers), as
@@ -87,6 +89,17 @@ def machine_load() -> dict[str, Any]:
             "load_1min": os.getloadavg()[0], "cores": os.cpu_count() or 1}
 
 
+def code_version() -> str:
+    """The commit the figures come from, and whether nmt/ or service/ had changes beyond it."""
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], capture_output=True, text=True, cwd=ROOT,
+                              check=False).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "nmt", "service")
+    return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes in nmt/ or service/"
+                                                  if dirty else "")
+
+
 def busy_note(before: dict) -> list[str]:
     """A warning line when other work already loaded the machine (1-minute load above a
     quarter of its cores) as the run began."""
@@ -127,8 +140,9 @@ def run(args: argparse.Namespace, command: str) -> dict:
     sentences = read_gz(DATA / "test_2016_flickr.de.gz")
     report: dict = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": command, "machine": machine_info(), "load_before": machine_load(),
-        "model": str(args.model), "threads": args.threads, "settings": args.env,
+        "command": command, "code": code_version(), "machine": machine_info(),
+        "load_before": machine_load(), "model": str(args.model), "threads": args.threads,
+        "settings": args.env,
         "seconds_per_rate": args.seconds, "max_seconds": args.max_seconds,
         "idle_requests": args.idle_requests, "httperf_nice": args.nice, "searches": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,11 +178,11 @@ def markdown(report: dict) -> str:
     lines = [
         f"## Open-loop latency ({report['date']})", "",
         f"Machine: {m['cpu']}, {m['memory']}, {m['os']}, Python {m['python']}, torch "
-        f"{m['torch']}. Command: `{report['command']}`.", "",
-        f"`nmt serve --model {Path(report['model']).name}` on 127.0.0.1, {report['threads']} "
-        f"torch thread(s), micro-batching on, extra settings: {settings}. Closed-loop maximum: "
-        f"`wrk -t1 -c32`, {report['max_seconds']:g} s. Idle: {report['idle_requests']} "
-        f"requests one at a time (httperf). Open loop: httperf "
+        f"{m['torch']}. Code: {report['code']}. Command: `{report['command']}`.", "",
+        f"`nmt serve --model {Path(report['model']).name} --num-threads {report['threads']}` "
+        f"on 127.0.0.1, micro-batching on, settings beyond the defaults: {settings}. "
+        f"Closed-loop maximum: `wrk -t1 -c32`, {report['max_seconds']:g} s. Idle: "
+        f"{report['idle_requests']} requests one at a time (httperf). Open loop: httperf "
         f"(`nice -n {report['httperf_nice']}`), Poisson arrivals at 50% and 80% of the maximum "
         f"for {report['seconds_per_rate']:g} s each, one request per connection. Latency: "
         "httperf's connection lifetimes (1 ms bins, upper edges); server p99: the app's own "

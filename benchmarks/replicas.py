@@ -7,14 +7,16 @@ replica alone, and a check that the per-key rate limit is exact across the repli
     python benchmarks/replicas.py --set NMT_MODEL_LANES=1   # more replica settings (repeatable)
 
 Throughput: both replicas run the shipped de->en model (models/multi30k-de-en, `--model` for
-another), one torch thread each, with NMT_REDIS_URL and NMT_TRUSTED_PROXIES=127.0.0.1 as
-deploy/compose.yaml sets them. `wrk -t1 -c32` with benchmarks/wrk/translate.lua (single-sentence
-`POST /v1/translate` bodies from Multi30k's test_2016_flickr, closed loop, as
-benchmarks/service_load.py runs it) loads replica 1 directly, then nginx, taking turns for a few
-rounds; greedy (`"beam_size": 1`) and beam 5 (the model's default). Each replica's /metrics says
-how nginx spread the requests. Decoding is CPU-bound: on a machine of N cores, one replica with
-its two model lanes can already use two of them, so a second replica on the same machine adds
-requests/s only where cores are left over; these figures say what nginx and the second process
+another) with `--num-threads 1` (per model worker process where the service runs them,
+NMT_MODEL_PROCESSES), NMT_REDIS_URL and NMT_TRUSTED_PROXIES=127.0.0.1 as deploy/compose.yaml
+sets them; otherwise the service's defaults, and `--set` for more. `wrk -t1 -c32` with
+benchmarks/wrk/translate.lua (single-sentence `POST /v1/translate` bodies from Multi30k's
+test_2016_flickr, closed loop, as benchmarks/service_load.py runs it) loads replica 1 directly,
+then nginx, taking turns for a few rounds; greedy (`"beam_size": 1`) and beam 5 (the model's
+default). Each replica's /metrics says
+how nginx spread the requests. Decoding is CPU-bound: one replica (its model lanes or model
+workers) can already use every core of a small machine, so a second replica on the same machine
+adds requests/s only where cores are left over; these figures say what nginx and the second process
 cost, not how a deployment over several machines scales.
 
 Rate limit: the replicas restart with NMT_API_KEYS (two keys) and NMT_RATE_LIMIT_PER_MINUTE=L,
@@ -44,7 +46,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.open_loop import SEARCHES, busy_note, log, machine_load  # noqa: E402
+from benchmarks.open_loop import SEARCHES, busy_note, code_version, log, machine_load  # noqa: E402
 from benchmarks.service_load import Server, load_test  # noqa: E402
 from benchmarks.topology import Nginx, RedisServer, find_program  # noqa: E402
 from benchmarks.workspace import DATA, ROOT, machine_info, read_gz, save_json  # noqa: E402
@@ -152,8 +154,9 @@ def run(args: argparse.Namespace, command: str) -> dict:
     sentences = read_gz(DATA / "test_2016_flickr.de.gz")
     report: dict = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": command, "machine": machine_info(), "load_before": machine_load(),
-        "model": str(args.model), "threads": args.threads, "settings": args.env,
+        "command": command, "code": code_version(), "machine": machine_info(),
+        "load_before": machine_load(), "model": str(args.model), "threads": args.threads,
+        "settings": args.env,
         "seconds": args.seconds, "reps": args.reps}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -179,12 +182,12 @@ def markdown(report: dict) -> str:
     lines = [
         f"## Two replicas behind nginx ({report['date']})", "",
         f"Machine: {m['cpu']}, {m['memory']}, {m['os']}, Python {m['python']}, torch "
-        f"{m['torch']}. Command: `{report['command']}`.", "",
-        f"Two `nmt serve --model {Path(report['model']).name}` replicas on 127.0.0.1, "
-        f"{report['threads']} torch thread(s) each, micro-batching on, NMT_REDIS_URL (Debian's "
-        f"redis-server), nginx with deploy/nginx.conf; extra settings: {settings}. Load: "
-        f"`wrk -t1 -c32`, {report['seconds']:g} s per cell, {report['reps']} rounds alternating "
-        "the two targets; medians.", "",
+        f"{m['torch']}. Code: {report['code']}. Command: `{report['command']}`.", "",
+        f"Two `nmt serve --model {Path(report['model']).name} --num-threads "
+        f"{report['threads']}` replicas on 127.0.0.1, micro-batching on, NMT_REDIS_URL (Debian's "
+        f"redis-server), nginx with deploy/nginx.conf; settings beyond the defaults: "
+        f"{settings}. Load: `wrk -t1 -c32`, {report['seconds']:g} s per cell, {report['reps']} "
+        "rounds alternating the two targets; medians.", "",
         f"Load before: `{report['load_before']['uptime']}`; after: "
         f"`{report['load_after']['uptime']}`.", "", *busy_note(report["load_before"]),
         "| search | target | req/s | p50 ms | p99 ms | requests | 200s per replica (warm-up in) | "
