@@ -29,13 +29,13 @@ from nmt.tokenization import BOS_ID, EOS_ID
 
 @dataclass(frozen=True)
 class _Beams:
-    """The live part of the search: N sentences, N * k rows."""
+    """The live part of the search: N sentences, N * k rows (k beams each: 1 before the first
+    step, K after it; an empty beam, scored -inf, only when fewer than K extensions exist)."""
 
     sent: Tensor  # (N,) original batch index
     max_lens: Tensor  # (N,)
     n_finished: Tensor  # (N,) finished hypotheses so far
-    scores: Tensor  # (N, k) summed log-probs, k = 1 before the first step, then K; -inf for
-    # an empty beam (when fewer than K extensions are possible)
+    scores: Tensor  # (N, k) summed log-probs
     tokens: Tensor  # (N * k, t)
     attn: Tensor | None  # (N * k, t, S)
     prev: Tensor  # (N * k,) last token
@@ -112,7 +112,7 @@ def beam_search(
         top = _top_extensions(beams.scores, log_probs, beam_size)
         attn_hist = None
         if beams.attn is not None and attn is not None:
-            attn_hist = torch.cat([beams.attn, attn[:, None]], dim=1)  # (N * K, t + 1, S)
+            attn_hist = torch.cat([beams.attn, attn[:, None]], dim=1)  # (N * k, t + 1, S)
         n_new = _finish(beams, top, beam_size, step, length_penalty, finished, src_lengths)
         n_finished = beams.n_finished + n_new
         settled = _settled(finished, beams.sent, top, n_finished, beam_size, step,

@@ -2,7 +2,8 @@
 in two stages.
 
 torch's CPU `topk` visits a row one element at a time (about 3 ns each here): ranking the 8,000
-tokens of every beam cost a beam-5 step more than its log-softmax (benchmarks/decoder_step.py).
+tokens of every beam cost a beam-5 step more than its log-softmax (torch.profiler, 320 rows: 4 ms
+against 3 ms a step).
 So the vocabulary is cut into blocks of C consecutive tokens: one vectorised `amax` gives each
 block's best log-prob, the W best blocks of a sentence (over all its beams, beam score added) are
 ranked, and then only their W * C tokens. That is exact: fewer than W blocks can hold an extension
