@@ -59,6 +59,7 @@ import argparse
 import datetime
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,8 @@ from benchmarks.workspace import DATA, ROOT, machine_info, read_gz, save_json  #
 TARGET_RATIO = 3.0  # p99 at 50% load / idle p50
 LOADS = (0.5, 0.8)
 SEARCHES = {"greedy": 1, "beam 5": None}  # None: the model's default (5), as clients send it
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -110,7 +113,8 @@ def busy_note(before: dict) -> list[str]:
             "machine.", ""]
 
 
-def run_search(server: Server, sentences: list[str], beam: int | None, args) -> dict:
+def run_search(server: Server, sentences: list[str], beam: int | None,
+               args: argparse.Namespace) -> dict:
     """Closed-loop maximum, idle latency, then the open-loop rates, for one search."""
     body = {"source": "de", "target": "en", "beam_size": beam, "return_scores": False}
     bodies = [{**body, "texts": [s]} for s in sentences]
@@ -119,11 +123,11 @@ def run_search(server: Server, sentences: list[str], beam: int | None, args) -> 
     out: dict = {"closed_loop": closed}
     log(f"closed loop: {closed['requests_per_s']:.1f} req/s")
     out["idle"] = httperf.run(server, bodies, sessions=args.idle_requests, rate=0.0,
-                          nice=args.nice)
+                              nice=args.nice)
     for load in LOADS:
         rate = load * closed["requests_per_s"]
         out[f"{load:.0%}"] = httperf.run(server, bodies, nice=args.nice, rate=rate,
-                                     sessions=max(1, round(rate * args.seconds)))
+                                         sessions=max(1, round(rate * args.seconds)))
     idle_p50 = out["idle"]["p50_ms"]
     at_half = out[f"{LOADS[0]:.0%}"]
     out["ratio_p99_half_to_idle_p50"] = at_half["p99_ms"] / idle_p50 if idle_p50 else None
@@ -142,8 +146,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command, "code": code_version(), "machine": machine_info(),
         "load_before": machine_load(), "model": str(args.model), "threads": args.threads,
-        "settings": args.env,
-        "seconds_per_rate": args.seconds, "max_seconds": args.max_seconds,
+        "settings": args.env, "seconds_per_rate": args.seconds, "max_seconds": args.max_seconds,
         "idle_requests": args.idle_requests, "httperf_nice": args.nice, "searches": {}}
     with tempfile.TemporaryDirectory() as tmp:
         server = Server([args.model], threads=args.threads, batching=True,
@@ -241,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         args.searches = args.searches or ["greedy"]
     args.searches = args.searches or list(SEARCHES)
     args.env = dict(item.split("=", 1) for item in args.env)
-    command = " ".join(["python", "benchmarks/open_loop.py", *(argv or sys.argv[1:])])
+    command = shlex.join(["python", "benchmarks/open_loop.py", *(argv or sys.argv[1:])])
     start = time.perf_counter()
     report = run(args, command)
     report["wall_s"] = time.perf_counter() - start

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shlex
 import statistics
 import sys
 import tempfile
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         setattr(args, attr, find_program(program))
         if getattr(args, attr) is None:
             raise SystemExit(f"{program} is not installed (apt-get install {program})")
-    command = " ".join(["python", "benchmarks/replicas.py", *(argv or sys.argv[1:])])
+    command = shlex.join(["python", "benchmarks/replicas.py", *(argv or sys.argv[1:])])
     start = time.perf_counter()
     report = run(args, command)
     report["wall_s"] = time.perf_counter() - start
