@@ -172,6 +172,21 @@ def test_beams_of_a_sentence_share_one_copy_of_its_encoder_output(cell: str, att
         model.decode_step(prev[:10], state.select(torch.arange(10)), enc)
 
 
+def test_decode_step_gives_the_same_log_probs_with_autograd_on() -> None:
+    """Without autograd the log-softmax runs in place on the logits; with it, out of place."""
+    model = tiny_model()
+    batch = toy_batch(n=3)
+    prev = torch.tensor([2, 5, 7])
+    with torch.no_grad():
+        enc = model.encode(batch.src, batch.src_lengths)
+        want, _, _ = model.decode_step(prev, model.init_state(enc), enc)
+    enc = model.encode(batch.src, batch.src_lengths)
+    got, _, _ = model.decode_step(prev, model.init_state(enc), enc)
+    torch.testing.assert_close(got, want)
+    got[:, 4].sum().backward()
+    assert model.decoder.combine.weight.grad is not None
+
+
 @pytest.mark.parametrize("attention", ATTENTIONS)
 @torch.no_grad()
 def test_attention_weights_ignore_padding(attention: str) -> None:
