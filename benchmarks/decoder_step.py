@@ -6,10 +6,13 @@ rotating each round; medians of CPU seconds (other jobs on a shared machine move
 wall seconds, which are reported too) and sacreBLEU of the last round's output:
 
   git worktree add --detach /tmp/before <commit>
-  python benchmarks/decoder_step.py --before /tmp/before [--reps 5] [--json out.json]
+  python benchmarks/decoder_step.py --before /tmp/before [--reps 5] [--searches "beam 5"]
+      [--json out.json]
 
-Prints a markdown table: sentences/s per checkout, precision and search, the int8/fp32 ratio of
-each checkout, and each precision's after/before ratio. `uptime` is read before and after.
+Prints markdown tables: sentences/s per checkout, precision and search; the int8/fp32 ratio of
+each checkout and each precision's after/before ratio, both as a ratio of medians and as the
+median and range of the ratios within a round (runs minutes apart see different loads).
+`uptime` is read before and after.
 """
 
 from __future__ import annotations
@@ -123,6 +126,8 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=64, help="sentences per batch")
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--searches", nargs="+", choices=list(SEARCHES), default=list(SEARCHES),
+                        help="which searches to time (default: both)")
     parser.add_argument("--json", type=Path, help="also write the raw timings here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--repo", type=Path, help=argparse.SUPPRESS)
@@ -147,7 +152,7 @@ def main() -> None:
     try:
         for rep in range(args.reps):
             order = workers[rep % len(workers):] + workers[: rep % len(workers)]
-            for search in SEARCHES:
+            for search in args.searches:
                 for w in order:
                     w.translate(search, src, tmp / f"{w.name}.{search}.txt".replace(" ", "_"))
                     print(f"round {rep + 1} {search:7s} {w.name:12s} cpu {w.cpu[search][-1]:6.2f} s"
@@ -156,38 +161,44 @@ def main() -> None:
         for w in workers:
             w.close()
     load_after = uptime()
-    n = len(src_lines)
-    rate = {(w.name, s): n / statistics.median(w.cpu[s]) for w in workers for s in SEARCHES}
-    wall_rate = {(w.name, s): n / statistics.median(w.wall[s]) for w in workers for s in SEARCHES}
     scores = {(w.name, s): bleu(tmp / f"{w.name}.{s}.txt".replace(" ", "_"), ref)
-              for w in workers for s in SEARCHES}
+              for w in workers for s in args.searches}
     print(f"load before: `{load_before}`\nload after: `{load_after}`\n")
-    print("| checkout | precision | search | sent/s (CPU s) | sent/s (wall) | BLEU |")
-    print("|---|---|---|---:|---:|---:|")
-    for w in workers:
-        for s in SEARCHES:
-            c, p = w.name.split()
-            print(f"| {c} | {p} | {s} | {rate[(w.name, s)]:.1f} | {wall_rate[(w.name, s)]:.1f} "
-                  f"| {scores[(w.name, s)]:.2f} |")
-    print("\n| ratio | search | CPU s | wall | BLEU change |\n|---|---|---:|---:|---:|")
-    for c in checkouts:
-        for s in SEARCHES:
-            a, b = f"{c} int8", f"{c} fp32"
-            print(f"| {c}: int8 / fp32 | {s} | {rate[(a, s)] / rate[(b, s)]:.2f}x "
-                  f"| {wall_rate[(a, s)] / wall_rate[(b, s)]:.2f}x "
-                  f"| {scores[(a, s)] - scores[(b, s)]:+.2f} |")
-    if "before" in checkouts:
-        for p in PRECISIONS:
-            for s in SEARCHES:
-                a, b = f"after {p}", f"before {p}"
-                print(f"| {p}: after / before | {s} | {rate[(a, s)] / rate[(b, s)]:.2f}x "
-                      f"| {wall_rate[(a, s)] / wall_rate[(b, s)]:.2f}x "
-                      f"| {scores[(a, s)] - scores[(b, s)]:+.2f} |")
+    print(report({w.name: w for w in workers}, list(checkouts), args.searches, len(src_lines),
+                 scores))
     if args.json:
         args.json.write_text(json.dumps({
-            "load_before": load_before, "load_after": load_after, "sentences": n,
+            "load_before": load_before, "load_after": load_after, "sentences": len(src_lines),
             "cpu": {w.name: w.cpu for w in workers}, "wall": {w.name: w.wall for w in workers},
             "bleu": {f"{k[0]} {k[1]}": v for k, v in scores.items()}}, indent=1) + "\n")
+
+
+def report(workers: dict[str, Worker], checkouts: list[str], searches: list[str], n: int,
+           scores: dict[tuple[str, str], float]) -> str:
+    """The markdown tables: sentences/s (medians), then ratios of medians and, since load drifts
+    between rounds, the median and range of the ratios within each round."""
+    lines = ["| checkout | precision | search | sent/s (CPU s) | sent/s (wall) | BLEU |",
+             "|---|---|---|---:|---:|---:|"]
+    for name, w in workers.items():
+        for s in searches:
+            c, p = name.split()
+            lines.append(f"| {c} | {p} | {s} | {n / statistics.median(w.cpu[s]):.1f} "
+                         f"| {n / statistics.median(w.wall[s]):.1f} | {scores[(name, s)]:.2f} |")
+    lines += ["", "| ratio | search | CPU s, of medians | CPU s, per round: median (min-max) "
+              "| wall, of medians | BLEU change |", "|---|---|---:|---:|---:|---:|"]
+    pairs = [(f"{c}: int8 / fp32", f"{c} int8", f"{c} fp32") for c in checkouts]
+    if "before" in checkouts:
+        pairs += [(f"{p}: after / before", f"after {p}", f"before {p}") for p in PRECISIONS]
+    for label, a, b in pairs:
+        for s in searches:
+            fast, slow = workers[a], workers[b]
+            cpu = statistics.median(slow.cpu[s]) / statistics.median(fast.cpu[s])
+            wall = statistics.median(slow.wall[s]) / statistics.median(fast.wall[s])
+            rounds = [y / x for x, y in zip(fast.cpu[s], slow.cpu[s], strict=True)]
+            lines.append(f"| {label} | {s} | {cpu:.2f}x | {statistics.median(rounds):.2f}x "
+                         f"({min(rounds):.2f}-{max(rounds):.2f}) | {wall:.2f}x "
+                         f"| {scores[(a, s)] - scores[(b, s)]:+.2f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
