@@ -10,6 +10,7 @@ once more, untimed, with its decoder steps counted from its own search (see
 entry/worker_protocol.py): every forced output must take exactly N steps.
 
     .venv/bin/python -m benchmarks.equal_steps --steps 20 --md /tmp/equal_steps_results.md
+    .venv/bin/python -m benchmarks.equal_steps --render     # the stored run's section again
 
 Needs OpenNMT-py and a model of its configuration, trained for any number of updates:
 `python benchmarks/run.py setup --peer opennmt-py --out /tmp/R.md` and
@@ -71,9 +72,16 @@ def check_steps(counted: dict, *, steps: int, sentences: int, batch: int = BATCH
     return problems
 
 
-def ratio(rows: dict, nmt_row: str, peer_row: str) -> float:
-    """nmt's median sentences/s over the peer's."""
-    return rows[nmt_row]["sentences_per_s"]["median"] / rows[peer_row]["sentences_per_s"]["median"]
+def ratio(rows: dict, nmt_row: str, peer_row: str, figure: str = "median") -> float:
+    """nmt's sentences/s over the peer's: their medians, or ("max") their best runs."""
+    return rows[nmt_row]["sentences_per_s"][figure] / rows[peer_row]["sentences_per_s"][figure]
+
+
+def round_ratios(rows: dict, nmt_row: str, peer_row: str) -> list[float]:
+    """nmt's sentences/s over the peer's within each round: the two ran minutes apart at most
+    (the forced rows one after the other), so a load that drifts between rounds cancels."""
+    return [peer / own for own, peer in zip(rows[nmt_row]["seconds_per_round"],
+                                            rows[peer_row]["seconds_per_round"], strict=True)]
 
 
 def measure(ws: Workspace, models: dict[str, str], *, steps: int, beams: list[int], reps: int,
@@ -106,6 +114,7 @@ def measure(ws: Workspace, models: dict[str, str], *, steps: int, beams: list[in
                 summary = step_summary(counted["steps"])
                 rows[w.name] = {
                     "seconds": Stats(secs).to_dict(),
+                    "seconds_per_round": secs,
                     "sentences_per_s": Stats([len(lines) / t for t in secs]).to_dict(),
                     "tokens_per_s": Stats([tokens / t for t in secs]).to_dict(),
                     "target_tokens": tokens,
@@ -134,6 +143,18 @@ def _rate(row: dict) -> str:
     return f"{s['median']:,.1f} ({s['spread']:.0%})"
 
 
+def _per_round(rows: dict, a: str, b: str) -> str:
+    if "seconds_per_round" not in rows[a]:  # runs stored before it was kept
+        return "-"
+    r = Stats(round_ratios(rows, a, b))
+    return f"{r.median:.2f}x ({min(r.values):.2f}-{max(r.values):.2f})"
+
+
+def _best(rows: dict, a: str, b: str) -> str:
+    best = rows[a]["sentences_per_s"]["max"], rows[b]["sentences_per_s"]["max"]
+    return f"{best[0]:,.1f} / {best[1]:,.1f} = {ratio(rows, a, b, 'max'):.2f}x"
+
+
 def _steps(row: dict) -> str:
     c = row["counted"]["steps"]
     if c["min"] == c["max"]:
@@ -152,18 +173,21 @@ def render(stage: dict) -> str:
            f"Machine: {m['cpu']}, {m['memory']}, torch {m['torch']}, {stage['threads']} torch "
            f"threads each; nmt commit `{stage['nmt_commit']}`. test_2016_flickr de->en "
            f"({stage['sentences']:,} sentences), batches of {BATCH} sentences, all four workers "
-           f"taking turns, median of {stage['reps']} runs (spread: (max - min) / median).", "",
+           f"taking turns, median of {stage['reps']} runs (spread: (max - min) / median); the "
+           "ratio also per round, and of the best runs, since the machine is shared.", "",
            f"Command: `{stage['command']}` ({stage['wall_minutes']:.1f} minutes).", "",
            f"Models: nmt `{stage['models']['nmt']}`; OpenNMT-py `{stage['models'][PEER]}` "
            f"({stage.get('peer_updates', '?')} updates).", "",
            "| search | lengths | nmt sentences/s | OpenNMT-py sentences/s | nmt / OpenNMT-py "
+           "| per round: median (range) | best runs: nmt / OpenNMT-py "
            "| decoder steps per output: nmt | OpenNMT-py |",
-           "|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|"]
     for beam, rows in stage["beams"].items():
         search = "greedy" if beam == "1" else f"beam {beam}"
         for label, (a, b) in ((f"forced, {n} steps", forced), ("natural", natural)):
             out.append(f"| {search} | {label} | {_rate(rows[a])} | {_rate(rows[b])} | "
-                       f"{ratio(rows, a, b):.2f}x | {_steps(rows[a])} | {_steps(rows[b])} |")
+                       f"{ratio(rows, a, b):.2f}x | {_per_round(rows, a, b)} | "
+                       f"{_best(rows, a, b)} | {_steps(rows[a])} | {_steps(rows[b])} |")
     out += ["", "Step-count check (an untimed extra translation per worker, steps counted in each "
             "system's own search; decoder calls counted at its step function):", ""]
     for beam, rows in stage["beams"].items():
@@ -190,7 +214,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--nmt-model", type=Path, default=ROOT / "models" / "multi30k-de-en")
     p.add_argument("--work", type=Path, default=WORK, help="the benchmark workspace")
     p.add_argument("--md", type=Path, help="also write the markdown section here")
+    p.add_argument("--render", action="store_true",
+                   help="measure nothing: print (and --md) the section of the stored run")
     args = p.parse_args(argv)
+    if args.render:
+        _write(render(load_stage(Workspace(args.work), STAGE) or {}), args.md)
+        return
     if args.steps < 2:
         p.error(f"--steps: {args.steps} is below 2 (nmt's last step is its end of sentence)")
     if not peers.installed(PEER):
@@ -213,11 +242,14 @@ def main(argv: list[str] | None = None) -> None:
         "wall_minutes": (time.perf_counter() - start) / 60,
         "load_at_start": load, "top_at_start": top, "beams": beams,
     })
-    text = render(load_stage(ws, STAGE) or {})
+    _write(render(load_stage(ws, STAGE) or {}), args.md)
+
+
+def _write(text: str, md: Path | None) -> None:
     print(text)
-    if args.md:
-        args.md.write_text(text, encoding="utf-8")
-        log(f"wrote {args.md}")
+    if md:
+        md.write_text(text, encoding="utf-8")
+        log(f"wrote {md}")
 
 
 if __name__ == "__main__":

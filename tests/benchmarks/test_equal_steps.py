@@ -11,7 +11,13 @@ import torch
 
 from benchmarks.decoding import worker_argv
 from benchmarks.entry.nmt_entry import end_after, force_steps
-from benchmarks.equal_steps import check_steps, render, row_names, step_summary
+from benchmarks.equal_steps import (
+    check_steps,
+    render,
+    round_ratios,
+    row_names,
+    step_summary,
+)
 from benchmarks.workspace import Workspace
 from nmt.tokenization import EOS_ID
 from nmt.translator import Translator
@@ -67,6 +73,11 @@ def _counted(histogram: dict[str, int], *, units: int = 100, calls: int = 140) -
     return {"steps": step_summary(steps), "units": units, "decoder_calls": calls}
 
 
+def test_round_ratios_compare_the_two_rows_within_each_round() -> None:
+    rows = {"a": {"seconds_per_round": [1.0, 4.0]}, "b": {"seconds_per_round": [2.0, 6.0]}}
+    assert round_ratios(rows, "a", "b") == [2.0, 1.5]
+
+
 def test_check_steps_passes_only_when_every_output_took_n_steps() -> None:
     # 100 sentences in batches of 64: 2 batches x 20 steps = 40 decoder calls.
     assert check_steps(_counted({"20": 100}, calls=40), steps=20, sentences=100) == []
@@ -77,7 +88,9 @@ def test_check_steps_passes_only_when_every_output_took_n_steps() -> None:
 
 
 def _row(rate: float, histogram: dict[str, int]) -> dict:
-    return {"sentences_per_s": {"median": rate, "spread": 0.05},
+    # 100 sentences: the rounds took 100/rate seconds, then twice and half as long.
+    return {"sentences_per_s": {"median": rate, "max": 2 * rate, "spread": 0.05},
+            "seconds_per_round": [100 / rate, 200 / rate, 50 / rate],
             "counted": _counted(histogram, calls=40)}
 
 
@@ -92,10 +105,15 @@ def test_render_gives_one_row_per_search_and_length_with_the_ratio() -> None:
              "load_at_start": ["load average 1 1 1"], "machine_load": ["load average 2 2 2"],
              "top_at_start": ["top"], "beams": {"1": rows, "5": rows}}
     text = render(stage)
-    table = re.findall(r"^\| (greedy|beam 5) \| (forced, 20 steps|natural) \|.*\| ([\d.]+)x \|",
-                       text, flags=re.M)
-    assert table == [("greedy", "forced, 20 steps", "2.00"), ("greedy", "natural", "3.00"),
-                     ("beam 5", "forced, 20 steps", "2.00"), ("beam 5", "natural", "3.00")]
+    table = re.findall(r"^\| (greedy|beam 5) \| (forced, 20 steps|natural) \|[^|]*\|[^|]*\| "
+                       r"([\d.]+)x \| ([\d.]+)x \(", text, flags=re.M)
+    assert table == [("greedy", "forced, 20 steps", "2.00", "2.00"),
+                     ("greedy", "natural", "3.00", "3.00"),
+                     ("beam 5", "forced, 20 steps", "2.00", "2.00"),
+                     ("beam 5", "natural", "3.00", "3.00")]
+    assert "| 500.0 / 250.0 = 2.00x |" in text  # the best runs, greedy forced
     assert "20 for all 100" in text and "mean 13.2 (12-15)" in text
     assert text.count("opennmt-py 20 steps: **FAILED**") == 2
     assert text.count("nmt 20 steps: pass") == 2
+    widths = {line.count("|") for line in text.splitlines() if line.startswith("|")}
+    assert len(widths) == 1  # every row has as many cells as the header
