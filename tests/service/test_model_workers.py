@@ -89,27 +89,35 @@ def test_only_the_abandoned_texts_stop(pool, long_bundle) -> None:
 
 
 def test_a_killed_worker_fails_its_call_and_is_replaced(pool) -> None:
-    pids = pool.pids()
-    victim = pids[0]
-    calls: list[BaseException | None] = []
+    victim = pool.pids()[0]
+    outcomes: list[BaseException | None] = []
+    stop = threading.Event()
 
-    def call() -> None:
-        try:
-            pool.translate("long", ["ein hund rennt"] * 8, DecodeOptions(beam_size=4), lambda: ())
-            calls.append(None)
-        except BaseException as err:  # noqa: BLE001 - the test inspects it
-            calls.append(err)
+    def keep_calling() -> None:
+        """Calls until told to stop (None) or until a call fails (its error)."""
+        while not stop.is_set():
+            try:
+                pool.translate("long", ["ein hund rennt"] * 4, DecodeOptions(beam_size=4),
+                               lambda: ())
+            except BaseException as err:  # noqa: BLE001 - the test inspects it
+                outcomes.append(err)
+                return
+        outcomes.append(None)
 
-    # Two calls at once: each worker holds one; kill one of them mid-call.
-    threads = [threading.Thread(target=call) for _ in range(2)]
+    # Two callers keep both workers busy; one worker is killed in the middle of a call.
+    threads = [threading.Thread(target=keep_calling) for _ in range(2)]
     for thread in threads:
         thread.start()
-    time.sleep(1.0)
+    time.sleep(0.5)
     os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while not outcomes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
     for thread in threads:
         thread.join(60)
-    assert sum(isinstance(c, ModelWorkerLost) for c in calls) == 1
-    assert calls.count(None) == 1
+    assert sum(isinstance(o, ModelWorkerLost) for o in outcomes) == 1, outcomes
+    assert outcomes.count(None) == 1
     assert victim not in pool.pids() and len(pool.pids()) == 2
     assert pool.restarts == [1]
     assert pool.translate("tiny", TEXTS, DecodeOptions(), lambda: ())
