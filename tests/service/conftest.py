@@ -209,7 +209,10 @@ def _start_server(bundle: Path | list[Path], log_path: Path, *extra: str,
     """Runs `nmt serve` on a random port (with `env` added to the environment); returns once
     /ready answers 200 (within `ready_s`)."""
     port = _free_port()
-    env = {**os.environ, "NMT_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
+    # Decoding in the server process unless a test asks for model workers (test_model_workers
+    # does): each worker is one more interpreter to start, and these tests are about HTTP.
+    env = {**os.environ, "NMT_NUM_THREADS": "1", "NMT_MODEL_PROCESSES": "0",
+           "PYTHONPATH": str(REPO), **(env or {})}
     models = [a for b in (bundle if isinstance(bundle, list) else [bundle])
               for a in ("--model", str(b))]
     with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would stall the server

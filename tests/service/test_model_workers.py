@@ -133,7 +133,8 @@ def _children(pid: int) -> list[int]:
 def test_nmt_serve_decodes_in_worker_processes(tiny_bundle: Path, tmp_path: Path) -> None:
     """The default server: the HTTP process has two model worker processes, answers as the
     translator does, and a worker killed with kill -9 costs one 503 at most, then is back."""
-    proc, url = _start_server(tiny_bundle, tmp_path / "server.log", ready_s=120)
+    proc, url = _start_server(tiny_bundle, tmp_path / "server.log", ready_s=120,
+                              env={"NMT_MODEL_PROCESSES": "2"})  # the default on 2 cores
     try:
         workers = _children(proc.pid)
         assert len(workers) >= 2, workers  # (and the multiprocessing resource tracker)
