@@ -265,6 +265,22 @@ def _env_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _check_settings() -> None:
+    """The NMT_* variables must make valid settings before uvicorn starts: one line naming each
+    bad variable, exit status 2, instead of a traceback from every worker."""
+    from pydantic import ValidationError
+
+    from nmt.cli import CommandError
+    from service.settings import ServiceSettings
+
+    try:
+        ServiceSettings()
+    except ValidationError as err:
+        bad = "; ".join(f"NMT_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                        for e in err.errors())
+        raise CommandError(f"bad setting: {bad}") from None
+
+
 def _check_redis() -> None:
     """With NMT_REDIS_URL set, Redis must answer before any worker starts: one line and exit
     status 2 here, where uvicorn's supervisor of N workers would exit 0 once they all fail."""
@@ -291,6 +307,7 @@ def run(args: argparse.Namespace) -> None:
     check_port(args.host, args.port)
     env = settings_env(args)
     os.environ.update(env)
+    _check_settings()
     _check_redis()
     bundles = find_bundles(args.model or _env_list(os.environ.get("NMT_MODELS", "")),
                            os.environ.get("NMT_MODELS_ROOT", "models"))

@@ -142,3 +142,14 @@ def test_a_model_over_the_parameter_limit_is_refused(nmt_cli, uvicorn_calls,
                            "--max-model-parameters", "100")
     assert code == 2 and "parameters are above the limit of 100" in err
     assert "NMT_MAX_MODEL_PARAMETERS" in err and uvicorn_calls == []
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(nmt_cli, uvicorn_calls, bundle: Path,
+                                                       monkeypatch) -> None:
+    monkeypatch.setenv("NMT_MAX_BEAM", "many")
+    code, _, err = nmt_cli("serve", "--port", 0, "--model", bundle, "--model-processes", "1")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "NMT_MAX_BEAM" in err and "integer" in err and uvicorn_calls == []
+    monkeypatch.delenv("NMT_MAX_BEAM")
+    code, _, err = nmt_cli("serve", "--port", 0, "--model", bundle, "--model-processes", "-1")
+    assert code == 2 and "--model-processes" in err and uvicorn_calls == []
