@@ -11,6 +11,13 @@ concurrency 32 (wrk, one thread, benchmarks/wrk/translate.lua), greedy and beam 
 run, between the load cells, the offline figure: `Translator.translate` of the same 1,000
 sentences in batches of 64, in this process, with the torch threads the whole machine has.
 
+Beside each load cell: the mean texts per model call the server formed (its /metrics) and the
+HTTP process's CPU per request (/proc). And the offline figure at the batch the service could
+form: the same sentences in arrival order (no length sorting), in calls of that mean size, one
+torch thread per process, in as many processes as the server had model workers, side by side.
+A closed loop of 32 single-sentence clients never offers a call of 64 length-sorted sentences,
+so this, not batch 64, is the offline speed that load can reach.
+
     python -m benchmarks.serving_modes --model models/multi30k-de-en [--seconds 10 --reps 3]
 """
 
@@ -18,10 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import re
 import statistics
 import time
 from pathlib import Path
+
+import httpx
 
 from benchmarks.service_load import Server, load_test
 from benchmarks.workspace import ROOT
@@ -44,6 +55,41 @@ def offline_sentences_per_s(model: Path, sentences: list[str], beam: int, thread
     start = time.perf_counter()
     translator.translate(sentences, beam_size=beam, batch_tokens=10**9, max_sentences=64)
     return len(sentences) / (time.perf_counter() - start)
+
+
+def _arrival_order_share(job: tuple[str, list[str], int, int]) -> float:
+    """One process's share of `offline_at_batch`: seconds to translate its sentences."""
+    from nmt.translator import Translator
+
+    model, sentences, beam, batch = job
+    translator = Translator.from_checkpoint(model, num_threads=1)
+    translator.translate(sentences[:batch], beam_size=beam)  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(sentences), batch):
+        translator.translate(sentences[i:i + batch], beam_size=beam, batch_tokens=10**9,
+                             max_sentences=batch)
+    return time.perf_counter() - start
+
+
+def offline_at_batch(model: Path, sentences: list[str], beam: int, batch: int,
+                     processes: int) -> float:
+    """Sentences/s of `processes` one-thread translators side by side, each translating its
+    share in arrival order in calls of `batch` sentences."""
+    shares = [sentences[k::processes] for k in range(processes)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        seconds = pool.map(_arrival_order_share,
+                           [(str(model), share, beam, batch) for share in shares])
+    return len(sentences) / max(seconds)
+
+
+def _metric_sum(url: str, name: str) -> float:
+    text = httpx.get(url + "/metrics", timeout=10).text
+    return sum(float(m) for m in re.findall(rf"^{name}{{[^}}]*}} ([0-9.e+]+)$", text, re.M))
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -79,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: ready in {servers[name].start_seconds:.1f} s")
     cells: dict[str, dict[str, list[float]]] = {}
     p99: dict[str, dict[str, list[float]]] = {}
+    formed: dict[str, dict[str, list[float]]] = {}  # mean texts per model call
+    http_cpu: dict[str, dict[str, list[float]]] = {}  # HTTP process ms CPU per request
+    at_batch: dict[str, dict[str, list[float]]] = {}  # offline at the batch the server formed
     try:
         for rep in range(args.reps):
             for beam in args.beams:
@@ -88,13 +137,32 @@ def main(argv: list[str] | None = None) -> None:
                 cells.setdefault(key, {}).setdefault("offline", []).append(offline)
                 print(f"rep {rep} {key} offline batch 64, {cores} threads: {offline:.1f} sent/s")
                 for name in order:
-                    r = load_test(servers[name].url, sentences, concurrency=args.concurrency,
+                    server = servers[name]
+                    before = [_metric_sum(server.url, f"nmt_batch_texts_{m}")
+                              for m in ("sum", "count")] + [_cpu_seconds(server.proc.pid)]
+                    r = load_test(server.url, sentences, concurrency=args.concurrency,
                                   seconds=args.seconds, source="de", target="en", beam_size=beam)
+                    after = [_metric_sum(server.url, f"nmt_batch_texts_{m}")
+                             for m in ("sum", "count")] + [_cpu_seconds(server.proc.pid)]
+                    texts, calls, cpu = (a - b for a, b in zip(after, before, strict=True))
+                    # load_test's warm-up second is in both deltas: per request, not per second.
                     cells[key].setdefault(name, []).append(r["requests_per_s"])
                     p99.setdefault(key, {}).setdefault(name, []).append(r["p99_ms"])
+                    formed.setdefault(key, {}).setdefault(name, []).append(texts / max(calls, 1))
+                    http_cpu.setdefault(key, {}).setdefault(name, []).append(
+                        1000 * cpu / max(texts, 1))
                     print(f"rep {rep} {key} {name}: {r['requests_per_s']:.1f} req/s, "
                           f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, "
-                          f"errors {r['errors']}")
+                          f"errors {r['errors']}; {texts / max(calls, 1):.1f} texts per call, "
+                          f"HTTP process {1000 * cpu / max(texts, 1):.2f} ms CPU per request")
+                    match = re.fullmatch(r"processes-(\d+)", name)
+                    if match and calls:
+                        batch = max(1, round(texts / calls))
+                        same = offline_at_batch(args.model, sentences, beam, batch,
+                                                int(match.group(1)))
+                        at_batch.setdefault(key, {}).setdefault(name, []).append(same)
+                        print(f"rep {rep} {key} offline in arrival order, calls of {batch}, "
+                              f"{match.group(1)} one-thread processes: {same:.1f} sent/s")
     finally:
         for server in servers.values():
             server.stop()
@@ -109,9 +177,17 @@ def main(argv: list[str] | None = None) -> None:
         if "unbatched" in per:
             best = max(v for n, v in per.items() if n not in ("offline", "unbatched"))
             print(f"  micro-batching: {best / per['unbatched']:.2f}x the unbatched server")
+        for name, same in at_batch.get(key, {}).items():
+            batch = statistics.median(formed[key][name])
+            print(f"  {name}: {per[name]:.1f} req/s with {batch:.1f} texts per call = "
+                  f"{per[name] / statistics.median(same):.0%} of offline in calls of that size "
+                  f"({statistics.median(same):.1f} sent/s); HTTP process "
+                  f"{statistics.median(http_cpu[key][name]):.2f} ms CPU per request")
     if args.json:
         args.json.write_text(json.dumps({"requests_per_s": cells, "p99_ms": p99,
-                                         "medians": medians}, indent=1))
+                                         "texts_per_call": formed, "http_cpu_ms": http_cpu,
+                                         "offline_at_batch": at_batch, "medians": medians},
+                                        indent=1))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ from pathlib import Path
 import sentencepiece as spm
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+# SentencePiece encodes a list on a pool of threads it starts per call: ~60 us for one short
+# sentence, where encoding it alone takes ~8 us. Below this many texts, one call per text is
+# faster (a server encodes a few sentences per request, training data comes by the thousand).
+BATCH_ENCODE_FROM = 64
 SPECIAL_IDS = {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID}
 
 
@@ -60,6 +64,8 @@ class Tokenizer:
         return self._sp.get_piece_size()
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        if len(texts) < BATCH_ENCODE_FROM:
+            return [self._sp.encode(text, out_type=int) for text in texts]
         return self._sp.encode(list(texts), out_type=int)
 
     def encode_pieces(self, text: str) -> list[str]:

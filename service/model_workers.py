@@ -41,6 +41,7 @@ from typing import Any
 
 from nmt.translator import Translation
 from service.batching import DecodeOptions, translate_with
+from service.settings import usable_cores
 
 logger = logging.getLogger("service.model_workers")
 
@@ -214,7 +215,7 @@ class ModelWorkerPool:
             # Each worker decodes on its own: together they should fill the cores, not more
             # (with `nmt serve --workers N`, N such pools share them: set NMT_NUM_THREADS).
             spec = WorkerSpec(spec.bundles, spec.device, spec.quantize,
-                              max(1, (os.cpu_count() or 1) // processes))
+                              max(1, usable_cores() // processes))
         self.spec = spec
         self.processes = processes
         self.start_timeout_s = start_timeout_s

@@ -11,7 +11,6 @@ process instead, and this process's Translator only tokenises and describes the 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from service.batching import Arrivals, DecodeOptions, MicroBatcher, translate_wi
 from service.metrics import ServiceMetrics
 from service.model_cards import ModelCard, read_card
 from service.model_workers import ModelWorkerPool, WorkerSpec
-from service.settings import ServiceSettings
+from service.settings import ServiceSettings, usable_cores
 
 logger = logging.getLogger("service")
 
@@ -100,7 +99,7 @@ class ModelRegistry:
         workers = None
         if processes:
             # Launched first: they load while this process loads its own copy.
-            cores = os.cpu_count() or 1  # shared by every model worker of every server process
+            cores = usable_cores()  # shared by every model worker of every server process
             threads = settings.num_threads or max(1, cores // (processes * settings.workers))
             workers = ModelWorkerPool(
                 WorkerSpec(dirs, settings.device, settings.quantize, threads),

@@ -24,6 +24,14 @@ _REDIS_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _PAIR = re.compile(r"[A-Za-z][A-Za-z0-9_]*-[A-Za-z][A-Za-z0-9_]*")  # de-en: one "-" between codes
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (`taskset`, a container's cpuset),
+    not every core of the machine, which is what `os.cpu_count()` counts."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NMT_", extra="ignore", frozen=True)
 
@@ -125,7 +133,7 @@ class ServiceSettings(BaseSettings):
             return self.model_processes
         if self.on_gpu():
             return 1
-        return max(1, (os.cpu_count() or 1) // self.workers)
+        return max(1, usable_cores() // self.workers)
 
     def batch_token_budget(self) -> int:
         """Source subwords per merged model call (see `max_batch_tokens`)."""

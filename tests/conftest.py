@@ -16,6 +16,12 @@ import torch
 
 from tests.support.tiny import write_tiny_bundle
 
+# Every `nmt serve` the tests start (and the benchmarks' --quick runs) decodes in its own process
+# unless the test asks for model worker processes: each worker is one more interpreter and torch
+# to start, and most of those tests are about HTTP. tests/service/test_model_workers.py and
+# tests/deploy/test_replicas.py ask for them.
+os.environ.setdefault("NMT_MODEL_PROCESSES", "0")
+
 # A toy "language pair": each source word has one target word, and the target reverses the order.
 TOY_LEXICON = {
     "der": "the", "hund": "dog", "katze": "cat", "rennt": "runs", "schläft": "sleeps",

@@ -9,6 +9,7 @@ import pytest
 import sentencepiece as spm
 
 from nmt.tokenization import (
+    BATCH_ENCODE_FROM,
     BOS_ID,
     EOS_ID,
     PAD_ID,
@@ -97,3 +98,13 @@ def test_model_with_other_special_ids_is_refused() -> None:
                                    minloglevel=2)
     with pytest.raises(TokenizerError, match="special ids"):
         Tokenizer(buffer.getvalue(), origin="foreign.model")
+
+
+def test_short_and_long_lists_encode_alike(tokenizer: Tokenizer) -> None:
+    """Short lists are encoded one text at a time, long ones in SentencePiece's threaded batch
+    call (BATCH_ENCODE_FROM): the ids are the same either way."""
+    texts = [f"der hund {i} rennt" + " schnell" * (i % 5) for i in range(2 * BATCH_ENCODE_FROM)]
+    alone = [tokenizer.encode([t])[0] for t in texts]
+    assert tokenizer.encode(texts) == alone
+    assert tokenizer.encode(texts[:3]) == alone[:3]
+    assert tokenizer.encode([]) == []

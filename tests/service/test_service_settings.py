@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from service.settings import ServiceSettings
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_environment_variables(monkeypatch):
@@ -55,7 +62,8 @@ def test_malformed_default_models_name_the_setting(monkeypatch, value):
 
 
 def test_model_workers_and_batch_budget_follow_the_device(monkeypatch):
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr("service.settings.usable_cores", lambda: 8)
+    monkeypatch.delenv("NMT_MODEL_PROCESSES", raising=False)  # tests/conftest.py sets it
     cpu = ServiceSettings()
     assert (cpu.model_worker_count(), cpu.batch_token_budget()) == (8, 4_000)
     assert ServiceSettings(workers=3).model_worker_count() == 2  # the cores among the workers
@@ -66,3 +74,15 @@ def test_model_workers_and_batch_budget_follow_the_device(monkeypatch):
     monkeypatch.setenv("NMT_MAX_BATCH_TOKENS", "500")
     chosen = ServiceSettings(device="cuda")
     assert (chosen.model_worker_count(), chosen.batch_token_budget()) == (0, 500)
+
+
+def test_the_default_worker_count_follows_the_cpu_affinity():
+    """`taskset -c 0` (or a container's cpuset) leaves one core: one model worker, not one per
+    core of the machine."""
+    code = ("import os; from service.settings import ServiceSettings, usable_cores; "
+            "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "print(usable_cores(), ServiceSettings().model_worker_count())")
+    env = {k: v for k, v in os.environ.items() if k != "NMT_MODEL_PROCESSES"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=REPO, check=True)
+    assert done.stdout.split() == ["1", "1"]
