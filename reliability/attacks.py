@@ -3,6 +3,8 @@ well-behaved client (the probe) sends one short request a second.
 
     python reliability/attacks.py --threads 1 --json attacks.json   # every attack, full size
     python reliability/attacks.py --only D2,D6 --scale 0.01 --idle-s 5 --window-s 5
+    python reliability/attacks.py --server-cpus 0 --client-cpus 1   # attacker on its own core
+    python reliability/attacks.py --only D4,D6 --through-nginx      # deploy/nginx.conf in front
 
 The script starts its own servers on free ports (`--model`, repeatable; by default the shipped
 multi30k-de-en and multi30k-en-de models), with `NMT_API_KEYS=probe-key,attacker-key` so that the
@@ -163,17 +165,35 @@ def proc_status(pid: int, field_name: str) -> int | None:
     return None
 
 
+def parse_cpus(spec: str) -> set[int]:
+    """A CPU list as taskset writes it: "0", "0,2", "1-3"."""
+    cpus: set[int] = set()
+    for part in spec.split(","):
+        first, _, last = part.strip().partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def _pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A preexec_fn that puts a child (and what it starts) on `cpus`; None leaves it free."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def start_server(models: Sequence[str | Path], env: Mapping[str, str], *, threads: int,
-                 log_path: Path, ready_timeout_s: float = 300.0) -> Server:
+                 log_path: Path, ready_timeout_s: float = 300.0,
+                 cpus: set[int] | None = None) -> Server:
     """`nmt serve` on a free port (in its own session: Ctrl-C reaches only this script, which
-    stops it); returns once /ready answers 200."""
+    stops it), on `cpus` when given; returns once /ready answers 200."""
     port = free_port()
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "NMT_NUM_THREADS": str(threads), **env}
     args = [a for m in models for a in ("--model", str(m))]
     with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would stall the server
         proc = subprocess.Popen([sys.executable, "-m", "nmt", "serve", *args, "--port",
                                  str(port), "--log-level", "warning"], cwd=REPO, env=full_env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_pinned(cpus))
     server = Server(proc, port, log_path, dict(env))
     deadline = time.monotonic() + ready_timeout_s
     try:
@@ -251,14 +271,15 @@ class Probe:
     """Runs `probe_worker` in a child process and collects its samples."""
 
     def __init__(self, url: str, *, key: str | None, interval_s: float = 1.0,
-                 timeout_s: float = 60.0, local_address: str | None = PROBE_ADDRESS):
+                 timeout_s: float = 60.0, local_address: str | None = PROBE_ADDRESS,
+                 cpus: set[int] | None = None):
         spec = {"url": url, "key": key, "interval_s": interval_s, "timeout_s": timeout_s,
                 "local_address": local_address}
         self.samples: list[dict[str, Any]] = []
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()),
                                       "--probe-worker", json.dumps(spec)], cwd=REPO,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_pinned(cpus))
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -343,12 +364,22 @@ class Outcome:
 
 @dataclass
 class Target:
-    """The server an attack runs against, with what the attacks need to know about it."""
+    """The server an attack runs against, with what the attacks need to know about it; its
+    requests go to `entry_port` (nginx in front, with --through-nginx), else to the server."""
 
     server: Server
     scale: float
     window_s: float
     key: str | None = ATTACKER_KEY
+    entry_port: int | None = None
+
+    @property
+    def port(self) -> int:
+        return self.entry_port or self.server.port
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
 
     @property
     def headers(self) -> dict[str, str]:
@@ -384,7 +415,7 @@ async def post(client: httpx.AsyncClient, path: str, body: Any, out: Outcome,
 
 
 def _client(t: Target, timeout_s: float = 120.0, **kwargs: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=t.server.url, headers=t.headers, timeout=timeout_s,
+    return httpx.AsyncClient(base_url=t.url, headers=t.headers, timeout=timeout_s,
                              **kwargs)
 
 
@@ -546,7 +577,7 @@ async def d1c(t: Target) -> Outcome:
 
         async def one_round() -> None:
             nonlocal gone0
-            hung = await asyncio.gather(*(exchange(chunks_of(request), port=t.server.port,
+            hung = await asyncio.gather(*(exchange(chunks_of(request), port=t.port,
                                                    give_up_s=60, hang_up_after_s=0.3)
                                           for _ in range(clients)))
             record(out, hung)
@@ -633,7 +664,7 @@ async def _d4(t: Target, what: str, parts: Callable[[], AsyncIterator[bytes]],
     exchanges: list[Exchange] = []
 
     async def one_round() -> None:
-        exchanges.append(await exchange(parts(), port=t.server.port, give_up_s=120))
+        exchanges.append(await exchange(parts(), port=t.port, give_up_s=120))
 
     out.notes["rounds"] = await sustain(t.window_s, one_round)
     record(out, exchanges)
@@ -694,7 +725,7 @@ async def _d5(t: Target, what: str, count: int, parts: Callable[[], AsyncIterato
 
     async def one_round() -> None:
         exchanges.extend(await asyncio.gather(*(
-            exchange(parts(), port=t.server.port, give_up_s=deadline_s + 30)
+            exchange(parts(), port=t.port, give_up_s=deadline_s + 30)
             for _ in range(count))))
 
     out.notes["rounds"] = await sustain(t.window_s, one_round)
@@ -783,7 +814,9 @@ async def d5e(t: Target) -> Outcome:
     timeout = t.server.setting("NMT_BODY_TIMEOUT_S")
     return await _d5(t, "never-ending chunked bodies (64 KB chunks, full speed)",
                      scaled(20, t.scale), lambda: chunks_of(start, _forever(chunk, 0.0)),
-                     deadline_s=timeout + 5, expect_status={413, None})
+                     deadline_s=timeout + 5,
+                     # nginx's per-address rate (429) may come before its body limit (413).
+                     expect_status={413, None} | ({429} if t.entry_port else set()))
 
 
 async def d6(t: Target) -> Outcome:
@@ -801,19 +834,32 @@ async def d6(t: Target) -> Outcome:
 
     async def one_round() -> None:
         record(out, await asyncio.gather(*(
-            exchange(chunks_of(data), port=t.server.port, give_up_s=30, hang_up_after_s=0.1)
+            exchange(chunks_of(data), port=t.port, give_up_s=30, hang_up_after_s=0.1)
             for _, data in requests)))
 
     rounds = await sustain(t.window_s, one_round)
-    await asyncio.sleep(1.0)  # the server notices the last hang-ups
-    after = await fetch_metrics(t.server.url)
+    expected = {path: rounds * sum(1 for p, _ in requests if p == path)
+                for path in ("/translate", "/detect")}
+
+    def closed(text: str) -> dict[str, int]:
+        return {path: int(metric_total(text, "nmt_http_requests_total", route=path, status="499")
+                          - metric_total(before, "nmt_http_requests_total", route=path,
+                                         status="499")) for path in expected}
+
+    # A busy server may still be reading the last hang-ups: wait until the counts are complete
+    # or stop growing.
+    counted, deadline = closed(await fetch_metrics(t.server.url)), time.monotonic() + 30
+    while counted != expected and time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        now = closed(await fetch_metrics(t.server.url))
+        if now == counted:
+            break
+        counted = now
     out.notes["rounds"] = rounds
-    for path in ("/translate", "/detect"):
-        delta = (metric_total(after, "nmt_http_requests_total", route=path, status="499")
-                 - metric_total(before, "nmt_http_requests_total", route=path, status="499"))
-        out.notes[f"499 {path}"] = int(delta)
-        out.checks[f"499 counted ({path})"] = delta == rounds * sum(
-            1 for p, _ in requests if p == path)
+    for path, n in counted.items():
+        out.notes[f"499 {path}"] = n
+        if t.entry_port is None:  # behind nginx, a body that never ends never reaches the app
+            out.checks[f"499 counted ({path})"] = n == expected[path]
     return out
 
 
@@ -828,7 +874,7 @@ async def d7b(t: Target) -> Outcome:
     sent = iter(range(count))
     started = time.monotonic()
     cap_s = max(300.0, t.window_s)
-    async with httpx.AsyncClient(base_url=t.server.url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=t.url, timeout=60) as client:
 
         async def worker() -> None:
             for i in sent:
@@ -1099,9 +1145,12 @@ async def observe(target: Target, probe: Probe, rss: RssSampler, attack_id: str,
 async def run_server_attacks(server: Server, ids: Sequence[str], *, probe_key: str | None,
                              probe_interval_s: float, idle_s: float, window_s: float,
                              settle_s: float, scale: float, attacker_key: str | None,
-                             attacks: Mapping[str, AttackFn]) -> tuple[dict[str, Any], list[Row]]:
-    """The idle period, then each attack in `ids`, on one server with one probe."""
-    probe = Probe(server.url, key=probe_key, interval_s=probe_interval_s)
+                             attacks: Mapping[str, AttackFn], probe_cpus: set[int] | None = None,
+                             entry_port: int | None = None) -> tuple[dict[str, Any], list[Row]]:
+    """The idle period, then each attack in `ids`, on one server with one probe; the probe's
+    and the attacker's requests go to `entry_port` when given (nginx in front)."""
+    entry_url = f"http://{HOST}:{entry_port}" if entry_port else server.url
+    probe = Probe(entry_url, key=probe_key, interval_s=probe_interval_s, cpus=probe_cpus)
     rss = RssSampler(server.proc.pid)
     try:
         await asyncio.sleep(min(2.0, idle_s))  # the probe's first (warm-up) request
@@ -1111,7 +1160,7 @@ async def run_server_attacks(server: Server, ids: Sequence[str], *, probe_key: s
         idle["rss_mib"] = (server.rss_kib() or 0) / 1024
         print(f"  idle {idle_s:g} s: probe n={idle['n']} p50={_ms(idle['p50_s'])} "
               f"p99={_ms(idle['p99_s'])} errors={idle['errors']}", flush=True)
-        target = Target(server, scale, window_s, attacker_key)
+        target = Target(server, scale, window_s, attacker_key, entry_port)
         rows = [await observe(target, probe, rss, i, attacks[i], idle["p99_s"], settle_s)
                 for i in ids]
         return idle, rows
@@ -1157,6 +1206,19 @@ def machine() -> dict[str, Any]:
             "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
+def start_nginx(server: Server, work: Path) -> Any:
+    """Real nginx with deploy/nginx.conf in front of `server` (both of the config's upstream
+    lines point at it), on this script's CPUs."""
+    from benchmarks.topology import Nginx, find_program
+
+    program = find_program("nginx")
+    if program is None:
+        raise SystemExit("--through-nginx: nginx is not installed (apt-get install nginx)")
+    out_dir = work / "nginx"
+    out_dir.mkdir(exist_ok=True)
+    return Nginx(program, out_dir, upstreams=[server.port, server.port])
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     models = args.model or list(DEFAULT_MODELS)
@@ -1166,32 +1228,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                               "window_s": args.window_s, "logs": str(work), "rows": [],
                               "idle": {}}
     rows: list[Row] = []
+    server_cpus = parse_cpus(args.server_cpus) if args.server_cpus else None
+    if args.client_cpus:
+        # The attacker on other cores than the server (a machine of its own, as far as the
+        # server's CPU goes); the probe's one request a second runs beside the server.
+        os.sched_setaffinity(0, parse_cpus(args.client_cpus))
+    report["cpus"] = {"server_and_probe": args.server_cpus or "all",
+                      "attacker": args.client_cpus or "all"}
+    report["through_nginx"] = args.through_nginx
     print(TABLE_HEAD)
     main_ids = selected(list(MAIN_ATTACKS), only)
     if main_ids:
         print(f"server A: {', '.join(models)}, NMT_API_KEYS={PROBE_KEY},{ATTACKER_KEY}",
               flush=True)
         env = {"NMT_API_KEYS": f"{PROBE_KEY},{ATTACKER_KEY}", **args.env}
-        server = start_server(models, env, threads=args.threads, log_path=work / "server-a.log")
+        if args.through_nginx:  # nginx passes on the peer's address: trust it from there
+            env.setdefault("NMT_TRUSTED_PROXIES", HOST)
+        server = start_server(models, env, threads=args.threads, log_path=work / "server-a.log",
+                              cpus=server_cpus)
+        nginx = None
         try:
+            if args.through_nginx:
+                nginx = start_nginx(server, work)
+                print(f"nginx (deploy/nginx.conf) on port {nginx.port} in front of it",
+                      flush=True)
             idle, found = asyncio.run(run_server_attacks(
                 server, main_ids, probe_key=PROBE_KEY, probe_interval_s=1.0,
                 idle_s=args.idle_s, window_s=args.window_s, settle_s=args.settle_s,
-                scale=args.scale, attacker_key=ATTACKER_KEY, attacks=MAIN_ATTACKS))
+                scale=args.scale, attacker_key=ATTACKER_KEY, attacks=MAIN_ATTACKS,
+                probe_cpus=server_cpus, entry_port=nginx.port if nginx else None))
             report["idle"]["A"] = idle
             rows += found
         finally:
+            if nginx is not None:
+                nginx.stop()
             server.stop()
     if selected(["D7a"], only):
         print("server B: no API keys, NMT_RATE_LIMIT_PER_MINUTE=20 (the probe: one request "
               "every 3.5 s, under its own limit)", flush=True)
         env = {"NMT_RATE_LIMIT_PER_MINUTE": "20", **args.env}
-        server = start_server(models, env, threads=args.threads, log_path=work / "server-b.log")
+        server = start_server(models, env, threads=args.threads, log_path=work / "server-b.log",
+                              cpus=server_cpus)
         try:
             idle, found = asyncio.run(run_server_attacks(
                 server, ["D7a"], probe_key=None, probe_interval_s=3.5, idle_s=args.idle_s,
                 window_s=args.window_s, settle_s=args.settle_s, scale=args.scale,
-                attacker_key=None, attacks={"D7a": d7a}))
+                attacker_key=None, attacks={"D7a": d7a}, probe_cpus=server_cpus))
             report["idle"]["B"] = idle
             rows += found
         finally:
@@ -1241,6 +1323,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bundle-memory-gib", type=float, default=6.0)
     parser.add_argument("--set", dest="env", action="append", default=[], metavar="NMT_X=V",
                         help="another setting for the servers (repeatable)")
+    parser.add_argument("--server-cpus", metavar="LIST",
+                        help="run the server and the probe on these CPUs (taskset's list, e.g. 0)")
+    parser.add_argument("--client-cpus", metavar="LIST",
+                        help="run this script, the attacker, on these CPUs (e.g. 1): on one "
+                             "machine, the nearest thing to an attacker on another")
+    parser.add_argument("--through-nginx", action="store_true",
+                        help="the attacker and the probe reach server A through real nginx with "
+                             "deploy/nginx.conf (nginx runs on --client-cpus)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if args.probe_worker:

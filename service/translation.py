@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 
 from nmt.text.markup import parse_html
 from service.batching import (
@@ -50,12 +51,15 @@ def decode_options(settings: ServiceSettings, entry: ModelEntry, *, beam_size: i
 
 
 async def translate_texts(entry: ModelEntry, texts: list[str], options: DecodeOptions,
-                          settings: ServiceSettings) -> BatchResult:
-    """Queues `texts` on the entry's batcher; overload is 503, a timeout 504, a crash 500."""
+                          settings: ServiceSettings, tokens: Sequence[int] | None = None
+                          ) -> BatchResult:
+    """Queues `texts` on the entry's batcher; overload is 503, a timeout 504, a crash 500.
+    `tokens`: each text's source subwords when the caller has them (its RequestBudget)."""
     if not texts:
         return BatchResult([], 0.0, 0.0, 0)
     try:
-        tokens = entry.translator.count_tokens(texts)
+        if tokens is None:
+            tokens = entry.translator.count_tokens(texts)
         return await entry.batcher.translate(texts, tokens, options,
                                              timeout_s=settings.request_timeout_s)
     except QueueFull:
@@ -79,17 +83,18 @@ async def translate_texts(entry: ModelEntry, texts: list[str], options: DecodeOp
 
 
 async def translate_formatted(entry: ModelEntry, texts: list[str], fmt: str,
-                              options: DecodeOptions, settings: ServiceSettings
+                              options: DecodeOptions, settings: ServiceSettings,
+                              tokens: Sequence[int] | None = None
                               ) -> tuple[list[list[str]], BatchResult]:
     """Translates plain or HTML texts: per text its candidates' texts, best first, and the
-    batcher's result (timing).
+    batcher's result (timing). `tokens`: each text's source subwords, if known (plain text).
 
     HTML: each fragment's blocks (block-level text with inline tags taken out) are translated
     together, with word alignment, and put back with every inline tag around its words
     (`nmt.text.markup`). The content of inline <code> is kept verbatim.
     """
     if fmt != "html":
-        result = await translate_texts(entry, texts, options, settings)
+        result = await translate_texts(entry, texts, options, settings, tokens)
         return [[c.text for c in tr.candidates] for tr in result.translations], result
     docs = [parse_html(text) for text in texts]
     blocks = [block for doc in docs for block in doc.blocks]

@@ -110,13 +110,16 @@ async def translate(request: Request, settings: SettingsDep, registry: RegistryD
         options = decode_options(settings, entry, beam_size=None, nbest=nbest,
                                  nbest_field="alternatives", prefix="Invalid request: ")
         indices = [i for i, s in enumerate(sources) if s == src]
-        await budget.charge(entry.translator, [texts[i] for i in indices], indices=indices,
-                            fmt=req.format, beam_size=options.beam_size)
-        groups.append((entry, options, indices))
+        tokens = await budget.charge(entry.translator, [texts[i] for i in indices],
+                                     indices=indices, fmt=req.format,
+                                     beam_size=options.beam_size)
+        groups.append((entry, options, indices, tokens))
 
-    async def run_group(entry: ModelEntry, options: DecodeOptions, indices: list[int]) -> None:
+    async def run_group(entry: ModelEntry, options: DecodeOptions, indices: list[int],
+                        tokens: list[int]) -> None:
         translated, _ = await translate_formatted(entry, [texts[i] for i in indices],
-                                                  req.format, options, settings)
+                                                  req.format, options, settings,
+                                                  tokens if req.format == "text" else None)
         for i, candidates in zip(indices, translated, strict=True):
             outputs[i] = candidates
 

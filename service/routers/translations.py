@@ -57,7 +57,7 @@ async def translate(req: TranslateRequest, settings: SettingsDep, registry: Regi
                                   glossary=tuple(sorted(req.glossary.items())))
     if req.format == "html":
         return await _translate_html(req, entry, options, settings, start)
-    result = await translate_texts(entry, req.texts, options, settings)
+    result = await translate_texts(entry, req.texts, options, settings, tokens)
     results = []
     for tr in result.translations:
         best = tr.candidates[0]

@@ -189,6 +189,12 @@ def test_nginx_limits_are_the_apps(nginx, compose, k8s, monkeypatch) -> None:
         limit = {d[1][0]: int(d[1][1]) for d in http if d[0] == "limit_conn"}
         assert limit["per_server"] == len(servers) * cli.max_connections
         assert value(http, "limit_conn_status") == ["503"]  # as the app's connection cap
+        # A request rate per address above what a replica serves (tests/deploy/test_replicas.py
+        # floods it), refused with 429 like the app's own rate limit.
+        assert value(http, "limit_req") == ["zone=per_client_rate", "burst=400", "nodelay"]
+        assert value(http, "limit_req_status") == ["429"]
+        zone = value(http, "limit_req_zone")
+        assert zone[0] == "$binary_remote_addr" and "rate=200r/s" in zone, zone
 
 
 def test_nginx_forwards_the_peer_address_and_retries_a_dead_replica(nginx) -> None:

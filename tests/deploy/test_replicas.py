@@ -35,6 +35,7 @@ from tests.support.system import (
     wait_for_port,
 )
 
+REPO = Path(__file__).resolve().parents[2]
 RATE = 6  # NMT_RATE_LIMIT_PER_MINUTE of both replicas
 BODY = {"q": "ein hund rennt", "source": "de", "target": "en"}
 
@@ -190,3 +191,40 @@ def test_kill_9_of_one_replica_loses_no_request(topology: Topology) -> None:
     assert len(failed) <= 1, failed  # at most the request in flight on the killed replica
     # Everything after the kill was served by the survivor.
     assert translated(survivor_url).get("200", 0) - survivor_before >= len(results) - at_kill - 1
+
+
+
+
+def test_nginx_sheds_a_flood_from_one_address_with_the_apps_error_shape(
+        topology: Topology, tmp_path: Path) -> None:
+    """nginx's per-address request rate: past it, a client gets 429 from nginx with the app's
+    {"error"} shape and Retry-After, and its requests never reach the replicas. The rate here is
+    lowered to 2/s with bursts of 5 (a Python client on 2 cores cannot outrun 200/s through the
+    replicas); tests/deploy/test_configs.py checks deploy/nginx.conf's own numbers."""
+    source = tmp_path / "nginx.conf.in"
+    text = (REPO / "deploy" / "nginx.conf").read_text()
+    text, n = re.subn(r"rate=\d+r/s;", "rate=2r/s;", text)
+    text, m = re.subn(r"burst=\d+ nodelay;", "burst=5 nodelay;", text)
+    assert (n, m) == (1, 1)
+    source.write_text(text)
+    port = free_port()
+    conf = render_nginx_conf(tmp_path, port=port, source=source,
+                             upstreams=[urlsplit(url).port or 0 for _, url in topology.replicas])
+    with open(tmp_path / "nginx.log", "w") as log:
+        proxy = subprocess.Popen(nginx_command(require_program("nginx"), conf, "-g",
+                                               "daemon off;"), stdout=log,
+                                 stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proxy, "nginx")
+        with client_from("127.0.0.9") as client:
+            answers = [client.get(f"http://127.0.0.1:{port}/health") for _ in range(20)]
+    finally:
+        proxy.send_signal(signal.SIGQUIT)
+        proxy.wait(10)
+    statuses = [r.status_code for r in answers]
+    assert statuses[:6] == [200] * 6 and set(statuses) == {200, 429}, statuses
+    assert statuses.count(200) <= 8, statuses  # the burst, and what 2/s added meanwhile
+    shed = [r for r in answers if r.status_code == 429]
+    assert {r.json()["error"] for r in shed} == {
+        "too many requests from this address; retry shortly"}
+    assert {r.headers.get("retry-after") for r in shed} == {"1"}
