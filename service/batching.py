@@ -25,7 +25,7 @@ import itertools
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
@@ -190,7 +190,11 @@ class MicroBatcher:
     Lanes: `lanes` worker threads take calls from the same queue, but one client's work runs in
     one lane at a time; so while one client's long call runs (a 5,000-character paragraph at beam
     8 takes seconds on a CPU), a second client's sentence runs beside it instead of after it.
-    With one lane, every call waits for the one before.
+    With one lane, every call waits for the one before. A lane is not left idle while the only
+    client with work is busy in another lane: it runs that client's next slices as a *spare*
+    call, but only one that costs at most `spare_cost` (source subwords x beam): many short
+    sentences from one client (all load through one proxy address) use every lane, and a client
+    that shows up meanwhile waits for one short call at most, never for a long one.
 
     Cancellation: a request whose caller stops waiting (its timeout, its client's disconnect)
     loses its queued slices, and its sentences leave a running call at the next decoding step
@@ -209,6 +213,8 @@ class MicroBatcher:
         arrivals: the server's count of requests on their way to a queue; the worker waits for
             more only while it is above zero. None: always wait the full `max_wait_s`.
         lanes: model calls that may run at once, each for a different client.
+        spare_cost: the largest spare call (source subwords x beam width); 0: none.
+        default_beam: the model's beam width, for requests that leave it to the model.
     """
 
     shared_for_s = 2.0  # how long a second client keeps calls at one round after its last work
@@ -217,7 +223,7 @@ class MicroBatcher:
                  enabled: bool = True, max_batch_tokens: int = 4000, slice_tokens: int = 64,
                  max_wait_s: float = 0.005, max_queue: int = 256,
                  max_client_queue: int | None = None, arrivals: Arrivals | None = None,
-                 lanes: int = 1):
+                 lanes: int = 1, spare_cost: int = 512, default_beam: int = 1):
         self._translate = translate
         self.name = name
         self._metrics = metrics
@@ -235,7 +241,9 @@ class MicroBatcher:
         self._last_seen: dict[str, float] = {}  # when each client last had work queued
         self._queued_texts = 0
         self.lanes = max(1, lanes)
-        self._busy: set[str] = set()  # clients with a call running in some lane
+        self.spare_cost = spare_cost
+        self.default_beam = default_beam
+        self._busy: Counter[str] = Counter()  # per client, the lanes running or gathering its work
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -359,13 +367,20 @@ class MicroBatcher:
                         _fail(piece.job, RuntimeError("translation failed"))
                 finally:
                     with self._cond:
-                        self._busy -= {piece.job.client for piece in batch}
+                        self._release({piece.job.client for piece in batch})
                         self._cond.notify_all()  # their other work may run in any lane now
 
     def _next_batch(self) -> list[_Slice] | None:
-        """Blocks for work, then gathers one call's slices; None once closed."""
+        """Blocks for work, then gathers one call's slices; None once closed. The clients in
+        the call count as busy from its first slice on, while it gathers more too: another lane
+        then takes other clients' work (or a spare call), not more of theirs."""
         with self._cond:
-            while not self._servable():
+            while True:
+                if self._servable():
+                    break
+                spare = self._spare()
+                if spare:
+                    return spare
                 if self._closed:
                     return None
                 self._cond.wait()
@@ -374,9 +389,11 @@ class MicroBatcher:
                 client = self._servable()[0]
                 self._take(client, batch, None, force=True)
                 self._rotate(client)
-                self._busy |= {piece.job.client for piece in batch}
+                self._mark(batch, set())
                 return batch
+            marked: set[str] = set()
             tokens = self._fill(batch)
+            self._mark(batch, marked)
             deadline = time.perf_counter() + self.max_wait_s
             while batch and tokens < self.max_batch_tokens:
                 if self._arrivals is not None and self._arrivals.pending <= 0:
@@ -386,14 +403,48 @@ class MicroBatcher:
                     break
                 self._cond.wait(remaining)
                 tokens = self._fill(batch, tokens)
-            self._busy |= {piece.job.client for piece in batch}
+                self._mark(batch, marked)
             return batch
 
-    def _servable(self) -> list[str]:
+    def _servable(self, mine: Collection[str] = ()) -> list[str]:
         """Clients with queued work and no call running in another lane (lock held), in
         round-robin order: one client's work runs in one lane at a time, so a second lane is
-        free for the others."""
-        return [c for c in self._clients if c not in self._busy]
+        free for the others. `mine`: the clients of the call being gathered."""
+        return [c for c in self._clients if not self._busy[c] or c in mine]
+
+    def _spare(self) -> list[_Slice]:
+        """A spare call (lock held): nobody else waits, so a free lane takes the oldest slices
+        of a client whose work runs in another lane, up to `spare_cost` subwords x beam. []
+        when there is none that small."""
+        if not self.enabled or self.spare_cost <= 0:
+            return []
+        for client in list(self._clients):
+            queue = self._clients[client]
+            options = queue[0].job.options
+            beam = max(1, options.beam_size or self.default_beam)
+            if queue[0].tokens * beam > self.spare_cost:
+                continue
+            batch: list[_Slice] = []
+            self._take(client, batch, options, limit=self.spare_cost // beam, spend=False)
+            if batch:
+                self._rotate(client)
+                self._mark(batch, set())
+                self._metrics.spare_calls.labels(self.name).inc()
+                return batch
+        return []
+
+    def _mark(self, batch: list[_Slice], marked: set[str]) -> None:
+        """Counts the clients of `batch` as busy in this lane (lock held); `marked`: those
+        counted already."""
+        for client in {piece.job.client for piece in batch} - marked:
+            self._busy[client] += 1
+            marked.add(client)
+
+    def _release(self, clients: set[str]) -> None:
+        for client in clients:
+            self._busy[client] -= 1
+            if self._busy[client] <= 0:
+                del self._busy[client]
 
     def _fill(self, batch: list[_Slice], tokens: int = 0) -> int:
         """One deficit round-robin round into `batch` (lock held); returns its tokens.
@@ -406,7 +457,7 @@ class MicroBatcher:
         """
         shared = self._shared()
         quantum = self.slice_tokens if shared else self.max_batch_tokens
-        clients = self._servable()
+        clients = self._servable({piece.job.client for piece in batch})
         if not clients:
             return tokens
         for client in clients:
@@ -433,22 +484,26 @@ class MicroBatcher:
         return tokens
 
     def _take(self, client: str, batch: list[_Slice], batch_options: DecodeOptions | None,
-              tokens: int = 0, *, force: bool = False) -> int:
+              tokens: int = 0, *, force: bool = False, limit: int | None = None,
+              spend: bool = True) -> int:
         """Moves `client`'s oldest slices into `batch` while its credit and the call's token
-        budget allow (lock held); returns the batch's tokens."""
+        budget (`limit`, default `max_batch_tokens`) allow (lock held); returns the batch's
+        tokens. `spend=False`: credit neither checked nor spent (a spare call)."""
         queue = self._clients[client]
+        limit = self.max_batch_tokens if limit is None else limit
         for piece in list(queue):  # oldest first; slices of other options wait for their call
             if batch_options is None:
                 batch_options = piece.job.options
             if piece.job.options != batch_options:
                 continue
-            if batch and tokens + piece.tokens > self.max_batch_tokens:
+            if batch and tokens + piece.tokens > limit:
                 break
-            if not force and piece.tokens > self._credit[client]:
+            if spend and not force and piece.tokens > self._credit[client]:
                 break
             queue.remove(piece)
             self._dequeued(piece)
-            self._credit[client] -= piece.tokens
+            if spend:
+                self._credit[client] -= piece.tokens
             job = piece.job
             if job.started is None:
                 if not job.future.set_running_or_notify_cancel():

@@ -59,6 +59,9 @@ class ServiceMetrics:
         self.tokens = Counter(
             "nmt_tokens", "subword tokens translated (source read, target written)",
             ["model", "side"], registry=r)
+        self.spare_calls = Counter("nmt_spare_calls", "model calls run as spare calls: a lane "
+                                   "that would idle took a busy client's short work",
+                                   ["model"], registry=r)
         self.worker_restarts = Counter("nmt_model_worker_restarts",
                                        "model worker processes that died and were replaced",
                                        registry=r)

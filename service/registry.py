@@ -190,4 +190,5 @@ def _batcher_for(translator: TranslationModel, *, name: str, settings: ServiceSe
         max_batch_tokens=settings.batch_token_budget(), slice_tokens=settings.slice_tokens,
         max_wait_s=settings.max_wait_ms / 1000.0, max_queue=settings.max_queue,
         max_client_queue=settings.max_client_queue, arrivals=arrivals,
-        lanes=settings.model_lanes)
+        lanes=settings.model_lanes, spare_cost=settings.spare_call_cost,
+        default_beam=translator.config.decode.beam_size)

@@ -79,6 +79,10 @@ class ServiceSettings(BaseSettings):
     # Model calls that may run at once per model, each for a different client: while one client's
     # long call runs, another's short one need not wait for it (each call uses NMT_NUM_THREADS).
     model_lanes: int = Field(default=2, ge=1, le=16)
+    # A lane that would idle while the only client with work is busy in another lane runs a
+    # spare call of that client's work, of at most this many source subwords x beam width (so a
+    # client arriving meanwhile waits for one short call at most). 0: no spare calls.
+    spare_call_cost: int = Field(default=512, ge=0)
     # Model worker processes (service/model_workers.py), shared by all models, each loading every
     # model: model calls run there, never in the HTTP process, whose event loop then has its core
     # to itself. 0: calls run in this process's lane threads. Unset: the cores divided among the

@@ -342,13 +342,60 @@ def test_a_second_lane_serves_another_client_while_a_long_call_runs(make_batcher
     batcher = make_batcher(gated, max_wait_s=0.0, lanes=2)
     long = batcher.submit(["hold: a long paragraph"], [900], DecodeOptions(), client="docs")
     assert gated.holding.wait(5)
-    more_of_docs = batcher.submit(["docs again"], [5], DecodeOptions(), client="docs")
+    # Over NMT_SPARE_CALL_COST (512 subwords x beam): not a spare call, it waits for its lane.
+    more_of_docs = batcher.submit(["docs again"], [600], DecodeOptions(), client="docs")
     short = batcher.submit(["short"], [3], DecodeOptions(), client="chat")
     assert short.result(5).translations == ["short/ok"]  # while the long call is still held
+    time.sleep(0.2)
     assert not long.done() and not more_of_docs.done()  # one lane per client
     gated.release.set()
     assert long.result(5).translations == ["hold: a long paragraph/ok"]
     assert more_of_docs.result(5).translations == ["docs again/ok"]
+
+
+def test_an_idle_lane_takes_a_busy_clients_short_work_as_a_spare_call(make_batcher):
+    """One client alone (all traffic through one proxy address): its short texts do not wait
+    for its long call; only short ones, and together at most the spare cost (beam included)."""
+    gated = Gated()
+    metrics = ServiceMetrics()
+    batcher = MicroBatcher(gated, name="m", metrics=metrics, max_wait_s=0.0, lanes=2,
+                           spare_cost=100, default_beam=5)
+    try:
+        long = batcher.submit(["hold: a paragraph"], [900], DecodeOptions(), client="proxy")
+        assert gated.holding.wait(5)
+        beam1 = DecodeOptions(beam_size=1)
+        short = [batcher.submit([f"s{i}"], [40], beam1, client="proxy") for i in range(3)]
+        # The model's default beam (5) x 30 subwords is over 100: no spare call for it.
+        beam_default = batcher.submit(["b"], [30], DecodeOptions(), client="proxy")
+        assert [f.result(5).translations for f in short] == [["s0/ok"], ["s1/ok"], ["s2/ok"]]
+        assert not long.done() and not beam_default.done()
+        # 100 subwords at beam 1: s0 and s1 in one spare call, s2 in the next.
+        spare = [c for c in gated.calls if not c[0].startswith("hold")]
+        assert spare == [["s0"], ["s1", "s2"]] or spare == [["s0", "s1"], ["s2"]], spare
+        assert metrics.spare_calls.labels("m")._value.get() == len(spare)
+        gated.release.set()
+        assert long.result(5).translations == ["hold: a paragraph/ok"]
+        assert beam_default.result(5).translations == ["b/ok"]
+    finally:
+        gated.release.set()
+        batcher.close()
+
+
+def test_a_lane_gathering_a_call_keeps_its_client_from_the_other_lane(make_batcher):
+    """While a lane waits for more requests (others are still being read), the client of its
+    call counts as busy: the other lane does not take that client's long work meanwhile; it
+    joins the gathering call."""
+    arrivals = Arrivals()
+    gated = Gated()
+    batcher = make_batcher(gated, max_wait_s=0.5, lanes=2, arrivals=arrivals)
+    on_its_way = contextvars.copy_context()
+    on_its_way.run(arrivals.arrive)  # keeps the first lane gathering for up to 0.5 s
+    first = batcher.submit(["a"], [600], DecodeOptions(), client="attacker")
+    time.sleep(0.05)
+    second = batcher.submit(["b"], [600], DecodeOptions(), client="attacker")
+    assert (first.result(5).translations, second.result(5).translations) == (["a/ok"],
+                                                                              ["b/ok"])
+    assert gated.calls == [["a", "b"]]
 
 
 def test_one_lane_runs_calls_one_after_another(make_batcher):
