@@ -191,10 +191,11 @@ class MicroBatcher:
     one lane at a time; so while one client's long call runs (a 5,000-character paragraph at beam
     8 takes seconds on a CPU), a second client's sentence runs beside it instead of after it.
     With one lane, every call waits for the one before. A lane is not left idle while the only
-    client with work is busy in another lane: it runs that client's next slices as a *spare*
-    call, but only one that costs at most `spare_cost` (source subwords x beam): many short
-    sentences from one client (all load through one proxy address) use every lane, and a client
-    that shows up meanwhile waits for one short call at most, never for a long one.
+    client with work is busy in another lane (and no other client had work within
+    `shared_for_s`): it runs that client's next slices as a *spare* call, but only one that
+    costs at most `spare_cost` (source subwords x beam): many short sentences from one client
+    (all load through one proxy address) use every lane, and a client that shows up meanwhile
+    waits for one short call at most, never for a long one; from then on the lane is kept free.
 
     Cancellation: a request whose caller stops waiting (its timeout, its client's disconnect)
     loses its queued slices, and its sentences leave a running call at the next decoding step
@@ -413,11 +414,11 @@ class MicroBatcher:
         return [c for c in self._clients if not self._busy[c] or c in mine]
 
     def _spare(self) -> list[_Slice]:
-        """A spare call (lock held): nobody else waits, so a free lane takes the oldest slices
-        of a client whose work runs in another lane, up to `spare_cost` subwords x beam. []
-        when there is none that small."""
-        if not self.enabled or self.spare_cost <= 0:
-            return []
+        """A spare call (lock held): nobody else waits, or has had work within
+        `shared_for_s`, so a free lane takes the oldest slices of a client whose work runs in
+        another lane, up to `spare_cost` subwords x beam. [] when there is none that small."""
+        if not self.enabled or self.spare_cost <= 0 or self._shared():
+            return []  # another client had work lately: the free lane stays free for it
         for client in list(self._clients):
             queue = self._clients[client]
             options = queue[0].job.options

@@ -373,9 +373,16 @@ def test_an_idle_lane_takes_a_busy_clients_short_work_as_a_spare_call(make_batch
         spare = [c for c in gated.calls if not c[0].startswith("hold")]
         assert spare == [["s0"], ["s1", "s2"]] or spare == [["s0", "s1"], ["s2"]], spare
         assert metrics.spare_calls.labels("m")._value.get() == len(spare)
+        # A second client shows up: the free lane serves it at once, and is kept free for it
+        # from then on (no spare calls while another client has had work within 2 s).
+        assert batcher.submit(["c"], [3], beam1, client="chat").result(5).translations == ["c/ok"]
+        later = batcher.submit(["s3"], [40], beam1, client="proxy")
+        time.sleep(0.2)
+        assert not later.done()
         gated.release.set()
         assert long.result(5).translations == ["hold: a paragraph/ok"]
         assert beam_default.result(5).translations == ["b/ok"]
+        assert later.result(5).translations == ["s3/ok"]
     finally:
         gated.release.set()
         batcher.close()
