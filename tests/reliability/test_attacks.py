@@ -55,3 +55,31 @@ def test_hostile_bundles_stop_nmt_serve_with_one_line(tiny_bundle: Path, tmp_pat
         assert out.statuses == {"exit 2": 1}, out.notes
         assert words in out.notes["first_line"]
         assert all(out.checks.values()), (out.checks, out.notes)
+
+
+def test_cpu_lists_parse_as_taskset_writes_them() -> None:
+    assert attacks.parse_cpus("0") == {0}
+    assert attacks.parse_cpus("0,2-4") == {0, 2, 3, 4}
+
+
+def test_through_nginx_a_1_mib_head_stops_at_nginx(server: attacks.Server, tmp_path: Path
+                                                 ) -> None:
+    """--through-nginx: the attacker and the probe reach the server through real nginx with
+    deploy/nginx.conf, which answers an oversized head itself (400) and closes."""
+    from tests.support.system import require_program
+
+    require_program("nginx")
+    nginx = attacks.start_nginx(server, tmp_path)
+    try:
+        idle, rows = asyncio.run(attacks.run_server_attacks(
+            server, ["D4c"], probe_key=attacks.PROBE_KEY, probe_interval_s=0.25, idle_s=1.0,
+            window_s=1.0, settle_s=0.5, scale=0.01, attacker_key=attacks.ATTACKER_KEY,
+            attacks=attacks.MAIN_ATTACKS, entry_port=nginx.port))
+    finally:
+        nginx.stop()
+    (d4c,) = rows
+    assert idle["n"] >= 2 and idle["errors"] == 0
+    assert set(d4c.outcome.statuses) <= {"400", "reset"} and d4c.outcome.statuses.get("400")
+    assert d4c.probe is not None and d4c.probe["n"] >= 1 and d4c.probe["errors"] == 0
+    assert d4c.server["5xx_in_metrics"] == 0 and d4c.server["tracebacks_in_log"] == 0
+    assert all(d4c.outcome.checks.values()), d4c.outcome.checks  # refused, closed within 5 s
