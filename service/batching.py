@@ -285,6 +285,10 @@ class MicroBatcher:
         self._metrics.rejected.labels(self.name, "timeout").inc()
         raise TranslationTimeout(f"no result within {timeout_s:g} s")
 
+    def count_gone(self) -> None:
+        """Counts a request dropped before it was queued because its client had gone."""
+        self._metrics.rejected.labels(self.name, "client_gone").inc()
+
     def close(self, timeout_s: float = 5.0) -> None:
         """Stops the worker after the batch in progress; queued requests fail."""
         with self._cond:

@@ -21,19 +21,22 @@ Where measuring runs: a request of under `INLINE_CHARS` characters is priced on 
 (well under a millisecond; a thread hop would cost more). A longer one goes to the one pricing
 thread (`_PRICER`): planning is Python and holds the GIL, and several long requests priced at
 once in several threads would leave the event loop a small share of it, so every short request
-(a probe, a user typing) waited behind them. One thread leaves the loop at least half.
+(a probe, a user typing) waited behind them. One thread leaves the loop at least half. A request
+whose client has gone by the time its turn comes is not priced (499).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from nmt.text.markup import parse_html
 from nmt.translator import TranslationModel
 from service.errors import ApiError
+from service.metrics import CLIENT_CLOSED
+from service.request_scope import current_gone
 from service.settings import ServiceSettings
 
 COST_STATUS = 413  # the request is well-formed but more than this server does for one request
@@ -69,12 +72,15 @@ class RequestBudget:
         self.steps = 0
 
     async def charge(self, translator: TranslationModel, texts: Sequence[str], *,
-                     indices: Sequence[int], fmt: str, beam_size: int | None) -> list[int]:
+                     indices: Sequence[int], fmt: str, beam_size: int | None,
+                     on_gone: Callable[[], None] | None = None) -> list[int]:
         """Prices `texts` (the request's texts at `indices`) for `translator` and adds them to
         the budget; returns each text's source subwords.
 
         Args:
             beam_size: the beam the texts are decoded with; None: the model's default.
+            on_gone: called when the client hung up before its request was priced (the
+                model's batcher counts it as a rejection, reason client_gone).
 
         Raises:
             ApiError: 413 naming the field, the limit's setting and its value.
@@ -82,8 +88,16 @@ class RequestBudget:
         texts, indices = list(texts), list(indices)
         if sum(len(t) for t in texts) < INLINE_CHARS:
             return self._charge(translator, texts, indices, fmt, beam_size)
-        return await asyncio.get_running_loop().run_in_executor(
-            _PRICER, self._charge, translator, texts, indices, fmt, beam_size)
+        gone = current_gone.get()
+
+        def price() -> list[int]:
+            if gone is not None and gone.is_set():  # hung up while waiting for the pricer
+                if on_gone is not None:
+                    on_gone()
+                raise ApiError(CLIENT_CLOSED, "the client closed the connection")
+            return self._charge(translator, texts, indices, fmt, beam_size)
+
+        return await asyncio.get_running_loop().run_in_executor(_PRICER, price)
 
     def _charge(self, translator: TranslationModel, texts: list[str], indices: list[int],
                 fmt: str, beam_size: int | None) -> list[int]:

@@ -112,7 +112,8 @@ async def translate(request: Request, settings: SettingsDep, registry: RegistryD
         indices = [i for i, s in enumerate(sources) if s == src]
         tokens = await budget.charge(entry.translator, [texts[i] for i in indices],
                                      indices=indices, fmt=req.format,
-                                     beam_size=options.beam_size)
+                                     beam_size=options.beam_size,
+                                     on_gone=entry.batcher.count_gone)
         groups.append((entry, options, indices, tokens))
 
     async def run_group(entry: ModelEntry, options: DecodeOptions, indices: list[int],

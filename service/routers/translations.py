@@ -46,7 +46,8 @@ async def translate(req: TranslateRequest, settings: SettingsDep, registry: Regi
                              length_penalty=req.length_penalty, domain=req.domain)
     budget = RequestBudget(settings, field="texts", n_texts=len(req.texts))
     tokens = await budget.charge(entry.translator, req.texts, indices=range(len(req.texts)),
-                                 fmt=req.format, beam_size=options.beam_size)
+                                 fmt=req.format, beam_size=options.beam_size,
+                                 on_gone=entry.batcher.count_gone)
     # Attention is (T, S) per text. Past the model's input limit a text is split and the matrix
     # grows with the square of its length (a 3000-subword text: 9M numbers), so a request
     # holding such a text gets no attention rather than exhausting memory.

@@ -106,3 +106,36 @@ def test_a_budget_spans_a_requests_model_calls(tiny_translator: Translator) -> N
     assert info.value.status == 413
     assert info.value.message.startswith("Invalid request: q: 4 model inputs")
     assert "NMT_MAX_REQUEST_UNITS=3" in info.value.message
+
+
+def test_a_long_request_whose_client_has_gone_is_not_priced(tiny_translator: Translator,
+                                                            monkeypatch) -> None:
+    """Long requests wait for the one pricing thread; one whose client hung up meanwhile is
+    dropped (499) without being priced. Short ones are priced at once, on the event loop."""
+    from service import cost
+    from service.request_scope import current_gone
+
+    priced: list[int] = []
+    counted: list[int] = []  # on_gone calls (the batcher's client_gone rejections)
+    charge = RequestBudget._charge
+    monkeypatch.setattr(RequestBudget, "_charge",
+                        lambda self, tr, texts, *a: priced.append(len(texts)) or
+                        charge(self, tr, texts, *a))
+    settings = ServiceSettings(models_root="unused")
+    long_text = "Ein Hund rennt über die Wiese. " * (cost.INLINE_CHARS // 20)
+
+    async def main() -> tuple[ApiError, list[int]]:
+        gone = asyncio.Event()
+        gone.set()  # the client has hung up already
+        current_gone.set(gone)
+        budget = RequestBudget(settings, field="texts", n_texts=1)
+        with pytest.raises(ApiError) as info:
+            await budget.charge(tiny_translator, [long_text], indices=[0], fmt="text",
+                                beam_size=None, on_gone=lambda: counted.append(1))
+        short = await budget.charge(tiny_translator, ["Ein Hund."], indices=[0], fmt="text",
+                                    beam_size=None)
+        return info.value, short
+
+    refused, short = asyncio.run(main())
+    assert refused.status == 499 and counted == [1]
+    assert priced == [1] and short == tiny_translator.count_tokens(["Ein Hund."])
