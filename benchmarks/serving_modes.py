@@ -4,6 +4,9 @@ Servers of the same model, all up at once and taking turns (an idle server takes
 - `processes-P`: model worker processes (NMT_MODEL_PROCESSES=P, the default is the cores): the
   HTTP process never runs the decoder;
 - `threads`: the decoder in the HTTP process's lane threads (NMT_MODEL_PROCESSES=0);
+- `uvicorn-N` (with `--uvicorn-workers N`): N uvicorn worker processes (NMT_WORKERS=N), each
+  with its own batcher and the decoder in its own lane threads (NMT_MODEL_PROCESSES=0): the other
+  way to take decoding off one event loop's core;
 - `unbatched`: like the default, but every request translated alone (NMT_BATCHING=false), the
   base of the micro-batching ratio.
 Each gets single-sentence `POST /v1/translate` requests from test_2016_flickr, closed loop at
@@ -40,8 +43,12 @@ from benchmarks.workspace import ROOT
 TEST = ROOT / "data" / "multi30k" / "test_2016_flickr.de"
 
 
-def _modes(processes: list[int]) -> dict[str, dict[str, str]]:
+def _modes(processes: list[int], uvicorn_workers: int | None = None
+           ) -> dict[str, dict[str, str]]:
     modes = {f"processes-{p}": {"NMT_MODEL_PROCESSES": str(p)} for p in processes}
+    if uvicorn_workers:
+        modes[f"uvicorn-{uvicorn_workers}"] = {"NMT_WORKERS": str(uvicorn_workers),
+                                               "NMT_MODEL_PROCESSES": "0"}
     modes["threads"] = {"NMT_MODEL_PROCESSES": "0"}
     modes["unbatched"] = {"NMT_BATCHING": "false"}
     return modes
@@ -109,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--processes", type=int, nargs="+", default=[2, 1],
                    help="NMT_MODEL_PROCESSES values to compare")
+    p.add_argument("--uvicorn-workers", type=int, metavar="N",
+                   help="also a server of N uvicorn workers, each decoding in-process")
     p.add_argument("--beams", type=int, nargs="+", default=[1, 5])
     p.add_argument("--json", type=Path, help="write the figures here")
     args = p.parse_args(argv)
@@ -118,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     logs.mkdir(exist_ok=True)
     print(f"load before: {os.getloadavg()}")
     servers = {}
-    for name, env in _modes(args.processes).items():
+    for name, env in _modes(args.processes, args.uvicorn_workers).items():
         # One torch thread per model worker (or for the in-process lanes): the cores are shared.
         servers[name] = Server([args.model], threads=1, batching=env.get("NMT_BATCHING") != "false",
                                log_path=logs / f"{name}.log", env=env)
@@ -145,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
                     after = [_metric_sum(server.url, f"nmt_batch_texts_{m}")
                              for m in ("sum", "count")] + [_cpu_seconds(server.proc.pid)]
                     texts, calls, cpu = (a - b for a, b in zip(after, before, strict=True))
+                    if name.startswith("uvicorn"):
+                        cpu = float("nan")  # its HTTP processes are the workers, which decode
                     # load_test's warm-up second is in both deltas: per request, not per second.
                     cells[key].setdefault(name, []).append(r["requests_per_s"])
                     p99.setdefault(key, {}).setdefault(name, []).append(r["p99_ms"])
