@@ -190,12 +190,12 @@ class MicroBatcher:
     Lanes: `lanes` worker threads take calls from the same queue, but one client's work runs in
     one lane at a time; so while one client's long call runs (a 5,000-character paragraph at beam
     8 takes seconds on a CPU), a second client's sentence runs beside it instead of after it.
-    With one lane, every call waits for the one before. A lane is not left idle while the only
-    client with work is busy in another lane (and no other client had work within
-    `shared_for_s`): it runs that client's next slices as a *spare* call, but only one that
-    costs at most `spare_cost` (source subwords x beam): many short sentences from one client
-    (all load through one proxy address) use every lane, and a client that shows up meanwhile
-    waits for one short call at most, never for a long one; from then on the lane is kept free.
+    With one lane, every call waits for the one before. With `spare_cost` > 0, a lane is not
+    left idle while the only client with work is busy in another lane (and no other client had
+    work within `shared_for_s`): it runs that client's next slices as a *spare* call, but only
+    one that costs at most `spare_cost` (source subwords x beam): many short sentences from one
+    client (all load through one proxy address) use every lane, and a client that shows up
+    meanwhile waits for one short call at most, never for a long one.
 
     Cancellation: a request whose caller stops waiting (its timeout, its client's disconnect)
     loses its queued slices, and its sentences leave a running call at the next decoding step
@@ -224,7 +224,7 @@ class MicroBatcher:
                  enabled: bool = True, max_batch_tokens: int = 4000, slice_tokens: int = 64,
                  max_wait_s: float = 0.005, max_queue: int = 256,
                  max_client_queue: int | None = None, arrivals: Arrivals | None = None,
-                 lanes: int = 1, spare_cost: int = 512, default_beam: int = 1):
+                 lanes: int = 1, spare_cost: int = 0, default_beam: int = 1):
         self._translate = translate
         self.name = name
         self._metrics = metrics

@@ -81,8 +81,10 @@ class ServiceSettings(BaseSettings):
     model_lanes: int = Field(default=2, ge=1, le=16)
     # A lane that would idle while the only client with work is busy in another lane runs a
     # spare call of that client's work, of at most this many source subwords x beam width (so a
-    # client arriving meanwhile waits for one short call at most). 0: no spare calls.
-    spare_call_cost: int = Field(default=512, ge=0)
+    # client arriving meanwhile waits for one short call at most). 0 (the default): no spare
+    # calls. For a server whose traffic all comes from one address (one client); 512 gave 1.2x
+    # the closed-loop throughput there, but longer open-loop latency (benchmarks/RESULTS.md).
+    spare_call_cost: int = Field(default=0, ge=0)
     # Model worker processes (service/model_workers.py), shared by all models, each loading every
     # model: model calls run there, never in the HTTP process, whose event loop then has its core
     # to itself. 0: calls run in this process's lane threads. Unset: the cores divided among the
