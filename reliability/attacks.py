@@ -174,6 +174,18 @@ def parse_cpus(spec: str) -> set[int]:
     return cpus
 
 
+def _cpu_list(spec: str) -> str:
+    """argparse's check of a --*-cpus value: a clear usage error, not a traceback."""
+    try:
+        cpus = parse_cpus(spec)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a CPU list (e.g. 0 or 0,2-3): {spec!r}") from None
+    if not cpus <= os.sched_getaffinity(0):
+        raise argparse.ArgumentTypeError(f"CPUs {spec} are not all on this machine "
+                                         f"(it has {sorted(os.sched_getaffinity(0))})")
+    return spec
+
+
 def _pinned(cpus: set[int] | None) -> Callable[[], None] | None:
     """A preexec_fn that puts a child (and what it starts) on `cpus`; None leaves it free."""
     if not cpus:
@@ -1323,9 +1335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bundle-memory-gib", type=float, default=6.0)
     parser.add_argument("--set", dest="env", action="append", default=[], metavar="NMT_X=V",
                         help="another setting for the servers (repeatable)")
-    parser.add_argument("--server-cpus", metavar="LIST",
+    parser.add_argument("--server-cpus", metavar="LIST", type=_cpu_list,
                         help="run the server and the probe on these CPUs (taskset's list, e.g. 0)")
-    parser.add_argument("--client-cpus", metavar="LIST",
+    parser.add_argument("--client-cpus", metavar="LIST", type=_cpu_list,
                         help="run this script, the attacker, on these CPUs (e.g. 1): on one "
                              "machine, the nearest thing to an attacker on another")
     parser.add_argument("--through-nginx", action="store_true",

@@ -5,6 +5,7 @@ line. The full-size run and its figures are in reliability/RELIABILITY.md."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,10 @@ def test_hostile_bundles_stop_nmt_serve_with_one_line(tiny_bundle: Path, tmp_pat
 def test_cpu_lists_parse_as_taskset_writes_them() -> None:
     assert attacks.parse_cpus("0") == {0}
     assert attacks.parse_cpus("0,2-4") == {0, 2, 3, 4}
+    with pytest.raises(argparse.ArgumentTypeError, match="not a CPU list"):
+        attacks._cpu_list("abc")
+    with pytest.raises(argparse.ArgumentTypeError, match="not all on this machine"):
+        attacks._cpu_list("4096")
 
 
 def test_through_nginx_a_1_mib_head_stops_at_nginx(server: attacks.Server, tmp_path: Path
