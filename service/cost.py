@@ -19,10 +19,11 @@ within the token limits.
 
 Where measuring runs: a request of under `INLINE_CHARS` characters is priced on the event loop
 (well under a millisecond; a thread hop would cost more). A longer one goes to the one pricing
-thread (`_PRICER`): planning is Python and holds the GIL, and several long requests priced at
-once in several threads would leave the event loop a small share of it, so every short request
-(a probe, a user typing) waited behind them. One thread leaves the loop at least half. A request
-whose client has gone by the time its turn comes is not priced (499).
+thread (`_PRICER`): planning is Python and holds the GIL, so the event loop competes with at most
+one pricing thread for it, however many long requests arrive at once (measured: no better probe
+latency than several threads under issue 17's D1c; the cost that remains is the Python itself,
+reliability/RELIABILITY.md). A request whose client has gone by the time its turn comes is not
+priced (499).
 """
 
 from __future__ import annotations
