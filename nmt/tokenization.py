@@ -56,6 +56,10 @@ class Tokenizer:
             raise TokenizerError(f"cannot read SentencePiece model {path}: {err.strerror}") from err
         return cls(data, origin=str(path))
 
+    def __reduce__(self) -> tuple[type[Tokenizer], tuple[bytes]]:
+        # Pickled as the model's bytes (the SentencePiece processor itself does not pickle).
+        return (Tokenizer, (self.model_proto,))
+
     def save(self, path: str | Path) -> None:
         Path(path).write_bytes(self.model_proto)
 

@@ -25,7 +25,6 @@ from tqdm import tqdm
 from nmt.checkpoint import load_model
 from nmt.config import Config
 from nmt.data.batching import make_source_batch, token_batches
-from nmt.data.corpus import normalize
 from nmt.decoding.beam import beam_search
 from nmt.decoding.constraints import StepScorer
 from nmt.decoding.greedy import greedy_search
@@ -34,7 +33,8 @@ from nmt.models.attention import BahdanauAttention
 from nmt.models.kernels import use_fast_cpu_kernels, use_torch_kernels
 from nmt.models.seq2seq import Seq2Seq
 from nmt.runtime import set_threads
-from nmt.text.plan import TextPlan, plan_text, restore
+from nmt.source_side import SourceSide
+from nmt.text.plan import TextPlan, restore
 from nmt.tokenization import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -173,6 +173,9 @@ class Translator:
         self.placeholders: int = config.tokenizer.placeholders
         # One source position goes to the domain tag when the model has tags.
         self.max_input_tokens: int = config.data.max_len - (1 if self.domains else 0)
+        self.source = SourceSide(src_tokenizer, self.src_lang, self.placeholders,
+                                 self.max_input_tokens,
+                                 truncate=config.decode.long_input == "truncate")
         param = next(model.parameters(), None)
         self.device = param.device if param is not None else torch.device("cpu")
         if fast_kernels and self.device.type == "cpu":
@@ -211,7 +214,7 @@ class Translator:
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Source subword counts (what `max_input_tokens` and batching are measured in)."""
-        return [len(ids) for ids in self.src_tokenizer.encode([normalize(t) for t in texts])]
+        return self.source.count_tokens(texts)
 
     def translate(self, texts: list[str], *, beam_size: int | None = None, nbest: int = 1,
                   length_penalty: float | None = None, batch_tokens: int | None = None,
@@ -299,27 +302,12 @@ class Translator:
     def plan(self, texts: Sequence[str], *, terms: Sequence[str] = (),
              glossary: Mapping[str, str] | None = None,
              encoded: dict[str, list[int]] | None = None) -> list[TextPlan]:
-        """How each text is cut into sentences and model inputs (see `nmt.text.plan`).
-
-        `encoded` collects the source ids of every string whose length was checked.
-        """
-        limit = self.max_input_tokens
-        cache = {} if encoded is None else encoded
-
-        def fits(text: str) -> bool:
-            if self.config.decode.long_input == "truncate":
-                return True  # cut to the limit after encoding, with a warning
-            if text not in cache:
-                cache[text] = self.src_tokenizer.encode([text])[0]
-            return len(cache[text]) <= limit
-
-        return [plan_text(t, self.src_lang, placeholders=self.placeholders, fits=fits,
-                          terms=terms, glossary=glossary) for t in texts]
+        """How each text is cut into sentences and model inputs (`SourceSide.plan`)."""
+        return self.source.plan(texts, terms=terms, glossary=glossary, encoded=encoded)
 
     def count_units(self, texts: Sequence[str]) -> int:
         """How many model inputs `texts` become (sentences, clauses)."""
-        return sum(1 for plan in self.plan(texts) for sentence in plan.sentences
-                   for part in sentence.parts if not part.verbatim)
+        return self.source.count_units(texts)
 
     def _domain_prefix(self, domain: str | None) -> list[int]:
         """The source ids that go before every input: the domain tag, if the model has tags."""

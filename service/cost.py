@@ -17,13 +17,12 @@ Each limit is checked before the next is measured, so sentence planning (the slo
 3,000-subword run without punctuation into clauses takes a quarter of a second) only sees texts
 within the token limits.
 
-Where measuring runs: a request of under `INLINE_CHARS` characters is priced on the event loop
-(well under a millisecond; a thread hop would cost more). A longer one goes to the one pricing
-thread (`_PRICER`): planning is Python and holds the GIL, so the event loop competes with at most
-one pricing thread for it, however many long requests arrive at once (measured: no better probe
-latency than several threads under issue 17's D1c; the cost that remains is the Python itself,
-reliability/RELIABILITY.md). A request whose client has gone by the time its turn comes is not
-priced (499).
+Where measuring runs (service/pricing.py): a request of under `INLINE_CHARS` characters is
+measured on the event loop (well under a millisecond; a hop elsewhere would cost more). A longer
+one goes to the pricing process when the service has model workers, else to the one pricing
+thread (`_PRICER`): planning is Python and holds the GIL, so there the event loop competes with
+at most one pricing thread for it. Either way long requests take turns, and one whose client has
+gone by its turn is not measured (499).
 """
 
 from __future__ import annotations
@@ -33,23 +32,16 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from nmt.text.markup import parse_html
 from nmt.translator import TranslationModel
 from service.errors import ApiError
 from service.metrics import CLIENT_CLOSED
+from service.pricing import Measure, ModelPricing, measure
 from service.request_scope import current_gone
 from service.settings import ServiceSettings
 
 COST_STATUS = 413  # the request is well-formed but more than this server does for one request
 INLINE_CHARS = 2000  # requests shorter than this are priced on the event loop
 _PRICER = ThreadPoolExecutor(1, thread_name_prefix="nmt-pricing")
-
-
-def model_inputs(text: str, fmt: str) -> list[str]:
-    """The strings the model translates for one request text: itself, or its HTML blocks."""
-    if fmt != "html":
-        return [text]
-    return [block.text for block in parse_html(text).blocks]
 
 
 class RequestBudget:
@@ -74,7 +66,8 @@ class RequestBudget:
 
     async def charge(self, translator: TranslationModel, texts: Sequence[str], *,
                      indices: Sequence[int], fmt: str, beam_size: int | None,
-                     on_gone: Callable[[], None] | None = None) -> list[int]:
+                     on_gone: Callable[[], None] | None = None,
+                     pricing: ModelPricing | None = None) -> list[int]:
         """Prices `texts` (the request's texts at `indices`) for `translator` and adds them to
         the budget; returns each text's source subwords.
 
@@ -82,31 +75,42 @@ class RequestBudget:
             beam_size: the beam the texts are decoded with; None: the model's default.
             on_gone: called when the client hung up before its request was priced (the
                 model's batcher counts it as a rejection, reason client_gone).
+            pricing: the pricing process, for this model, that measures long requests; None:
+                the pricing thread does.
 
         Raises:
-            ApiError: 413 naming the field, the limit's setting and its value.
+            ApiError: 413 naming the field, the limit's setting and its value; 499 when the
+                client hung up before a long request's turn came.
         """
         texts, indices = list(texts), list(indices)
+        limits = {"max_text_tokens": self.settings.max_text_tokens,
+                  "max_total_tokens": self.settings.max_request_tokens - self.tokens}
         if sum(len(t) for t in texts) < INLINE_CHARS:
-            return self._charge(translator, texts, indices, fmt, beam_size)
+            return self._charge(translator, measure(translator, texts, fmt, **limits), indices,
+                                beam_size)
         gone = current_gone.get()
 
-        def price() -> list[int]:
-            if gone is not None and gone.is_set():  # hung up while waiting for the pricer
-                if on_gone is not None:
-                    on_gone()
-                raise ApiError(CLIENT_CLOSED, "the client closed the connection")
-            return self._charge(translator, texts, indices, fmt, beam_size)
+        def hung_up() -> bool:
+            return gone is not None and gone.is_set()
 
-        return await asyncio.get_running_loop().run_in_executor(_PRICER, price)
+        found: Measure | None
+        if pricing is not None:
+            found = await pricing.measure(texts, fmt, skip=hung_up, **limits)
+        else:
+            def measure_here() -> Measure | None:
+                return None if hung_up() else measure(translator, texts, fmt, **limits)
 
-    def _charge(self, translator: TranslationModel, texts: list[str], indices: list[int],
-                fmt: str, beam_size: int | None) -> list[int]:
+            found = await asyncio.get_running_loop().run_in_executor(_PRICER, measure_here)
+        if found is None:  # hung up while waiting for its turn
+            if on_gone is not None:
+                on_gone()
+            raise ApiError(CLIENT_CLOSED, "the client closed the connection")
+        return self._charge(translator, found, indices, beam_size)
+
+    def _charge(self, translator: TranslationModel, found: Measure, indices: list[int],
+                beam_size: int | None) -> list[int]:
         s = self.settings
-        inputs = [model_inputs(text, fmt) for text in texts]
-        flat = [piece for pieces in inputs for piece in pieces]
-        counts = iter(translator.count_tokens(flat) if flat else [])
-        tokens = [sum(next(counts) for _ in pieces) for pieces in inputs]
+        tokens = found.tokens
         for i, n in zip(indices, tokens, strict=True):
             if n > s.max_text_tokens:
                 where = f"{self.field}[{i}]" if self.n_texts > 1 else self.field
@@ -116,7 +120,8 @@ class RequestBudget:
         if self.tokens > s.max_request_tokens:
             self._refuse(f"{self.field}: {self.tokens} source subwords exceed "
                          f"NMT_MAX_REQUEST_TOKENS={s.max_request_tokens} per request")
-        units = translator.count_units(flat) if flat else 0
+        assert found.units is not None  # measured: the subwords were within both limits
+        units = found.units
         self.units += units
         if self.units > s.max_request_units:
             self._refuse(f"{self.field}: {self.units} model inputs (sentences and clauses) "

@@ -20,6 +20,7 @@ from service.batching import Arrivals, DecodeOptions, MicroBatcher, translate_wi
 from service.metrics import ServiceMetrics
 from service.model_cards import ModelCard, read_card
 from service.model_workers import ModelWorkerPool, WorkerSpec
+from service.pricing import ModelPricing, PricingProcess
 from service.settings import ServiceSettings, usable_cores
 
 logger = logging.getLogger("service")
@@ -33,6 +34,7 @@ class ModelEntry:
     card: ModelCard
     domains: list[str]  # the model's domain tags; [] for a model trained without tags
     default_domain: str | None  # the tag used when a request names none; None without tags
+    pricing: ModelPricing | None = None  # measures long requests; None: the pricing thread
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -52,6 +54,8 @@ class ModelRegistry:
             models missing here are described from their domain tags.
         workers: model worker processes that run the model calls (of every model in
             `translators`); None: the calls run in this process. Closed with the registry.
+        pricing: the process that measures long requests (of every model in `translators`);
+            None: a thread of this process does. Closed with the registry.
 
     Raises:
         ValueError: `settings.default_models` names a model that is not loaded, or one that
@@ -61,9 +65,11 @@ class ModelRegistry:
     def __init__(self, translators: Mapping[str, TranslationModel], *, settings: ServiceSettings,
                  metrics: ServiceMetrics, arrivals: Arrivals | None = None,
                  bundle_dirs: Mapping[str, Path] | None = None,
-                 workers: ModelWorkerPool | None = None):
+                 workers: ModelWorkerPool | None = None,
+                 pricing: PricingProcess | None = None):
         bundle_dirs = bundle_dirs or {}
         self.workers = workers
+        self.pricing = pricing
         self.models: dict[str, ModelEntry] = {}
         for name in sorted(translators):
             translator = translators[name]
@@ -75,7 +81,8 @@ class ModelRegistry:
                 read_card(bundle_dirs.get(name), src=translator.src_lang,
                           tgt=translator.tgt_lang, domains=domains,
                           metadata=dict(translator.metadata)),
-                domains, default_domain)
+                domains, default_domain,
+                None if pricing is None else pricing.for_model(name))
         try:
             self.defaults = _choose_defaults(self.models, settings.default_pairs())
         except ValueError:
@@ -97,6 +104,7 @@ class ModelRegistry:
             dirs[path.name] = path
         processes = settings.model_worker_count() if dirs else 0
         workers = None
+        pricing = None
         if processes:
             # Launched first: they load while this process loads its own copy.
             cores = usable_cores()  # shared by every model worker of every server process
@@ -112,12 +120,17 @@ class ModelRegistry:
                     path, device="cpu" if workers is not None else settings.device,
                     quantize=settings.quantize, num_threads=settings.num_threads)
             if workers is not None:
+                # The HTTP process no longer decodes; measuring long requests leaves it too.
+                pricing = PricingProcess({name: t.source for name, t in translators.items()})
                 workers.wait_ready()
+                pricing.start()
             return cls(translators, settings=settings, metrics=metrics, arrivals=arrivals,
-                       bundle_dirs=dirs, workers=workers)
+                       bundle_dirs=dirs, workers=workers, pricing=pricing)
         except BaseException:
             if workers is not None:
                 workers.close()
+            if pricing is not None:
+                pricing.close()
             raise
 
     def get(self, src: str, tgt: str) -> ModelEntry:
@@ -144,6 +157,8 @@ class ModelRegistry:
             entry.batcher.close()
         if self.workers is not None:
             self.workers.close()
+        if self.pricing is not None:
+            self.pricing.close()
 
 
 def _domains(translator: TranslationModel) -> tuple[list[str], str | None]:

@@ -94,29 +94,34 @@ def toy_pairs(n: int, seed: int) -> list[tuple[str, str]]:
     return pairs
 
 
+def write_toy_files(data_dir: Path, *, n_train: int = 200, n_valid: int = 20, tsv: bool = False,
+                    seed: int = 0) -> dict[str, str]:
+    """Writes train (and valid) toy pairs into `data_dir` as aligned files or TSV; returns the
+    data-config keys."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, str] = {}
+    for split, n, s in (("train", n_train, seed), ("valid", n_valid, seed + 1)):
+        if n == 0:
+            continue
+        pairs = toy_pairs(n, s)
+        if tsv:
+            path = data_dir / f"{split}.tsv"
+            path.write_text("".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
+            out[f"{split}_tsv"] = str(path)
+        else:
+            for side, idx in (("src", 0), ("tgt", 1)):
+                path = data_dir / f"{split}.{side}"
+                path.write_text("".join(p[idx] + "\n" for p in pairs), encoding="utf-8")
+                out[f"{split}_{side}"] = str(path)
+    return out
+
+
 @pytest.fixture
 def write_toy_corpus(tmp_path: Path) -> Callable[..., dict[str, str]]:
-    """Writes train (and valid) pairs as aligned files or TSV; returns data-config keys."""
+    """`write_toy_files` into the test's tmp_path/data."""
 
-    def write(*, n_train: int = 200, n_valid: int = 20, tsv: bool = False, seed: int = 0
-              ) -> dict[str, str]:
-        data_dir = tmp_path / "data"
-        data_dir.mkdir(exist_ok=True)
-        out: dict[str, str] = {}
-        for split, n, s in (("train", n_train, seed), ("valid", n_valid, seed + 1)):
-            if n == 0:
-                continue
-            pairs = toy_pairs(n, s)
-            if tsv:
-                path = data_dir / f"{split}.tsv"
-                path.write_text("".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
-                out[f"{split}_tsv"] = str(path)
-            else:
-                for side, idx in (("src", 0), ("tgt", 1)):
-                    path = data_dir / f"{split}.{side}"
-                    path.write_text("".join(p[idx] + "\n" for p in pairs), encoding="utf-8")
-                    out[f"{split}_{side}"] = str(path)
-        return out
+    def write(**options: Any) -> dict[str, str]:
+        return write_toy_files(tmp_path / "data", **options)
 
     return write
 

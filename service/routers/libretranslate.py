@@ -113,7 +113,8 @@ async def translate(request: Request, settings: SettingsDep, registry: RegistryD
         tokens = await budget.charge(entry.translator, [texts[i] for i in indices],
                                      indices=indices, fmt=req.format,
                                      beam_size=options.beam_size,
-                                     on_gone=entry.batcher.count_gone)
+                                     on_gone=entry.batcher.count_gone,
+                                     pricing=entry.pricing)
         groups.append((entry, options, indices, tokens))
 
     async def run_group(entry: ModelEntry, options: DecodeOptions, indices: list[int],

@@ -47,7 +47,8 @@ async def translate(req: TranslateRequest, settings: SettingsDep, registry: Regi
     budget = RequestBudget(settings, field="texts", n_texts=len(req.texts))
     tokens = await budget.charge(entry.translator, req.texts, indices=range(len(req.texts)),
                                  fmt=req.format, beam_size=options.beam_size,
-                                 on_gone=entry.batcher.count_gone)
+                                 on_gone=entry.batcher.count_gone,
+                                 pricing=entry.pricing)
     # Attention is (T, S) per text. Past the model's input limit a text is split and the matrix
     # grows with the square of its length (a 3000-subword text: 9M numbers), so a request
     # holding such a text gets no attention rather than exhausting memory.

@@ -119,8 +119,8 @@ def test_a_long_request_whose_client_has_gone_is_not_priced(tiny_translator: Tra
     counted: list[int] = []  # on_gone calls (the batcher's client_gone rejections)
     charge = RequestBudget._charge
     monkeypatch.setattr(RequestBudget, "_charge",
-                        lambda self, tr, texts, *a: priced.append(len(texts)) or
-                        charge(self, tr, texts, *a))
+                        lambda self, tr, found, *a: priced.append(len(found.tokens)) or
+                        charge(self, tr, found, *a))
     settings = ServiceSettings(models_root="unused")
     long_text = "Ein Hund rennt über die Wiese. " * (cost.INLINE_CHARS // 20)
 

@@ -131,21 +131,35 @@ def _children(pid: int) -> list[int]:
 
 
 def test_nmt_serve_decodes_in_worker_processes(tiny_bundle: Path, tmp_path: Path) -> None:
-    """The default server: the HTTP process has two model worker processes, answers as the
-    translator does, and a worker killed with kill -9 costs one 503 at most, then is back."""
+    """The default server: the HTTP process has two model worker processes and a pricing
+    process (without torch) that measures long requests, answers as the translator does, and a
+    worker killed with kill -9 costs one 503 at most, then is back."""
     proc, url = _start_server(tiny_bundle, tmp_path / "server.log", ready_s=120,
                               env={"NMT_MODEL_PROCESSES": "2"})  # the default on 2 cores
     try:
-        workers = _children(proc.pid)
-        assert len(workers) >= 2, workers  # (and the multiprocessing resource tracker)
+        spawned = [p for p in _children(proc.pid) if _is_spawned(p)]
+        model_workers = [p for p in spawned if _has_torch(p)]
+        pricing = [p for p in spawned if not _has_torch(p)]
+        assert len(model_workers) == 2 and len(pricing) == 1, spawned
         body = {"texts": TEXTS, "source": "de", "target": "en", "beam_size": 2}
         answer = httpx.post(f"{url}/v1/translate", json=body, timeout=30)
         assert answer.status_code == 200
-        here = Translator.from_checkpoint(tiny_bundle).translate(TEXTS, beam_size=2)
+        translator = Translator.from_checkpoint(tiny_bundle)
+        here = translator.translate(TEXTS, beam_size=2)
         assert [r["text"] for r in answer.json()["results"]] == [t.text for t in here]
 
-        model_workers = [p for p in workers if _is_model_worker(p)]
-        assert len(model_workers) == 2
+        # Long requests (over 2,000 characters) are measured in the pricing process.
+        before = _cpu_ticks(pricing[0])
+        long_texts = ["Ein Hund rennt. " * 130] * 4  # 520 sentences, within the subword limits
+        for _ in range(5):
+            refused = httpx.post(f"{url}/v1/translate", timeout=30,
+                                 json={"texts": long_texts, "source": "de", "target": "en"})
+            assert refused.status_code == 413
+        units = translator.count_units(long_texts)  # counted once the subwords passed
+        assert refused.json() == {"error": f"texts: {units} model inputs (sentences and "
+                                           "clauses) exceed NMT_MAX_REQUEST_UNITS=500 per "
+                                           "request"}
+        assert _cpu_ticks(pricing[0]) > before
         os.kill(model_workers[0], signal.SIGKILL)
         statuses = [httpx.post(f"{url}/v1/translate", json=body, timeout=60).status_code
                     for _ in range(4)]
@@ -164,8 +178,18 @@ def test_nmt_serve_decodes_in_worker_processes(tiny_bundle: Path, tmp_path: Path
     assert proc.returncode in (0, -15), (tmp_path / "server.log").read_text()[-2000:]
 
 
-def _is_model_worker(pid: int) -> bool:
+def _is_spawned(pid: int) -> bool:
     """multiprocessing's spawn start runs `python -c 'from multiprocessing.spawn import
     spawn_main; ...'`; its resource tracker runs `... resource_tracker import main ...`."""
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     return "spawn_main" in cmdline
+
+
+def _has_torch(pid: int) -> bool:
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def _cpu_ticks(pid: int) -> int:
+    """User plus system CPU time of a process, in clock ticks (/proc/PID/stat fields 14, 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])

@@ -15,6 +15,7 @@ import torch.multiprocessing as mp
 from nmt.checkpoint import load_model, safe_load
 from nmt.config import config_from_dict
 from nmt.training.rotation import list_step_checkpoints
+from tests.conftest import tiny_config_dict, write_toy_files
 
 WORLD_SIZE = 2
 TIMEOUT_S = 120
@@ -26,25 +27,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def worker(rank: int, raw_cfg: dict[str, Any], run_dir: str, dump_dir: str, port: int) -> None:
-    """One torchrun-like process: environment as torchrun sets it, then the product's train()."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(WORLD_SIZE), LOCAL_RANK=str(rank))
+def worker(rank: int, runs: list[tuple[dict[str, Any], str, str, int]]) -> None:
+    """One torchrun-like process: environment as torchrun sets it, then the product's train(),
+    once per run (raw config, run directory, dump directory, the run's rendezvous port): one
+    pair of processes trains every variant, instead of two fresh interpreters each."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", RANK=str(rank), WORLD_SIZE=str(WORLD_SIZE),
+                      LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     from nmt.training import trainer as trainer_module
     from nmt.training.run import train
 
     real_train = trainer_module.Trainer.train
+    for raw_cfg, run_dir, dump_dir, port in runs:
+        os.environ["MASTER_PORT"] = str(port)  # train() joins and leaves a process group
 
-    def train_and_dump(self: trainer_module.Trainer):
-        result = real_train(self)
-        if rank != 0:  # rank 0's model is replaced by the bundle's weights in finish()
-            torch.save(self.model.state_dict(), Path(dump_dir) / f"rank{rank}.pt")
-        torch.save({"step": self.pos.step}, Path(dump_dir) / f"rank{rank}-pos.pt")
-        return result
+        def train_and_dump(self: trainer_module.Trainer, dump_dir: str = dump_dir):
+            result = real_train(self)
+            if rank != 0:  # rank 0's model is replaced by the bundle's weights in finish()
+                torch.save(self.model.state_dict(), Path(dump_dir) / f"rank{rank}.pt")
+            torch.save({"step": self.pos.step}, Path(dump_dir) / f"rank{rank}-pos.pt")
+            return result
 
-    trainer_module.Trainer.train = train_and_dump  # type: ignore[method-assign]  # a spy
-    train(config_from_dict(raw_cfg), Path(run_dir), device_name="cpu")
+        trainer_module.Trainer.train = train_and_dump  # type: ignore[method-assign]  # a spy
+        train(config_from_dict(raw_cfg), Path(run_dir), device_name="cpu")
 
 
 # Every training option that changes the forward pass, with and without scheduled sampling (its
@@ -70,19 +75,25 @@ FORWARD_VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("variant", sorted(FORWARD_VARIANTS))
-def test_two_cpu_processes_agree(tmp_path: Path, write_toy_corpus, tiny_config,
-                                 variant: str) -> None:
-    model, extra_train = FORWARD_VARIANTS[variant]
-    data = write_toy_corpus(n_train=120, n_valid=12)
-    max_steps = 3
-    raw = tiny_config(data, model=model,
-                      train={"max_steps": max_steps, "valid_every": 0, "valid_metric": "loss",
-                             **extra_train})
-    run_dir, dump_dir = tmp_path / "run", tmp_path / "dump"
-    dump_dir.mkdir()
-    context = mp.start_processes(worker, args=(raw, str(run_dir), str(dump_dir), free_port()),
-                                 nprocs=WORLD_SIZE, join=False, start_method="spawn")
+MAX_STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """Every variant trained by one pair of gloo processes: variant -> (run dir, dump dir)."""
+    root = tmp_path_factory.mktemp("ddp")
+    data = write_toy_files(root / "data", n_train=120, n_valid=12)
+    runs, dirs = [], {}
+    for variant, (model, extra_train) in sorted(FORWARD_VARIANTS.items()):
+        raw = tiny_config_dict(data, model=model,
+                               train={"max_steps": MAX_STEPS, "valid_every": 0,
+                                      "valid_metric": "loss", **extra_train})
+        run_dir, dump_dir = root / variant / "run", root / variant / "dump"
+        dump_dir.mkdir(parents=True)
+        runs.append((raw, str(run_dir), str(dump_dir), free_port()))
+        dirs[variant] = (run_dir, dump_dir)
+    context = mp.start_processes(worker, args=(runs,), nprocs=WORLD_SIZE, join=False,
+                                 start_method="spawn")
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while not context.join(timeout=0.5):  # raises if a rank failed
@@ -91,11 +102,16 @@ def test_two_cpu_processes_agree(tmp_path: Path, write_toy_corpus, tiny_config,
         for proc in context.processes:
             if proc.is_alive():
                 proc.kill()
+    return dirs
 
+
+@pytest.mark.parametrize("variant", sorted(FORWARD_VARIANTS))
+def test_two_cpu_processes_agree(ddp_runs: dict[str, tuple[Path, Path]], variant: str) -> None:
+    run_dir, dump_dir = ddp_runs[variant]
     for rank in range(WORLD_SIZE):
-        assert safe_load_plain(dump_dir / f"rank{rank}-pos.pt")["step"] == max_steps
+        assert safe_load_plain(dump_dir / f"rank{rank}-pos.pt")["step"] == MAX_STEPS
     steps = list_step_checkpoints(run_dir / "checkpoints")
-    assert steps[-1][0] == max_steps
+    assert steps[-1][0] == MAX_STEPS
     rank0 = safe_load(steps[-1][1])["model"]
     rank1 = safe_load_plain(dump_dir / "rank1.pt")
     assert rank0.keys() == rank1.keys()
