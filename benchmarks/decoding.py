@@ -22,7 +22,8 @@ BATCH = 64
 
 def worker_argv(system: str, model: str, ws: Workspace, *, out_dir: Path,
                 variant: str = "", steps: int = 0) -> list[str]:
-    """variant (nmt only): "" (fp32, fast kernels), "int8", or "default-kernels".
+    """variant (nmt only): "" (fp32, fast kernels), "int8", "bf16" (bfloat16 products) or
+    "default-kernels".
 
     steps: > 0 forces every output to exactly this many decoder steps (equal_steps.py), for
     nmt and OpenNMT-py; 0 decodes to natural lengths.
@@ -38,6 +39,8 @@ def worker_argv(system: str, model: str, ws: Workspace, *, out_dir: Path,
                 "--batch", str(BATCH)]
         if variant == "int8":
             argv += ["--quantize", "int8"]
+        elif variant == "bf16":
+            argv += ["--precision", "bf16"]
         elif variant == "default-kernels":
             argv += ["--default-kernels"]
         if steps > 0:  # decode.min_len and max_len are set from it inside (nmt_entry.py)

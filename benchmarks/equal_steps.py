@@ -85,7 +85,7 @@ def round_ratios(rows: dict, nmt_row: str, peer_row: str) -> list[float]:
 
 
 def measure(ws: Workspace, models: dict[str, str], *, steps: int, beams: list[int], reps: int,
-            threads: int, out_dir: Path) -> dict[str, dict]:
+            threads: int, out_dir: Path, nmt_variant: str = "") -> dict[str, dict]:
     """{str(beam): {row name: figures}} for the natural and the forced rows, all alternating."""
     out_dir.mkdir(parents=True, exist_ok=True)
     src = ws.text("test", "de")
@@ -98,7 +98,8 @@ def measure(ws: Workspace, models: dict[str, str], *, steps: int, beams: list[in
     try:
         for name, (system, forced) in row_names(steps).items():
             log(f"starting {name} worker")
-            argv = worker_argv(system, models[system], ws, out_dir=out_dir, steps=forced)
+            argv = worker_argv(system, models[system], ws, out_dir=out_dir, steps=forced,
+                               variant=nmt_variant if system == "nmt" else "")
             workers.append(Worker(name, argv, env, out_dir / f"{name}.log"))
         for beam in beams:
             log(f"beam {beam}: {', '.join(w.name for w in workers)}")
@@ -177,8 +178,9 @@ def render(stage: dict) -> str:
            f"taking turns, median of {stage['reps']} runs (spread: (max - min) / median); the "
            "ratio also per round, and of the best runs, since the machine is shared.", "",
            f"Command: `{stage['command']}` ({stage['wall_minutes']:.1f} minutes).", "",
-           f"Models: nmt `{stage['models']['nmt']}`; OpenNMT-py `{stage['models'][PEER]}` "
-           f"({stage.get('peer_updates', '?')} updates).", "",
+           f"Models: nmt `{stage['models']['nmt']}`, decoding in "
+           f"{stage.get('nmt_precision', 'fp32')}; OpenNMT-py `{stage['models'][PEER]}` "
+           f"({stage.get('peer_updates', '?')} updates), fp32.", "",
            "| search | lengths | nmt sentences/s | OpenNMT-py sentences/s | nmt / OpenNMT-py "
            "| per round: median (range) | best runs: nmt / OpenNMT-py "
            "| output length in decoder steps: nmt | OpenNMT-py |",
@@ -220,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reps", type=int, default=3, help="timed runs per figure (median)")
     p.add_argument("--threads", type=int, default=2, help="torch threads, the same for both")
     p.add_argument("--nmt-model", type=Path, default=ROOT / "models" / "multi30k-de-en")
+    p.add_argument("--nmt-precision", choices=["fp32", "bf16"], default="fp32",
+                   help="nmt's decoding precision (bf16: the matrix products in bfloat16; "
+                        "OpenNMT-py decodes in fp32 either way)")
     p.add_argument("--work", type=Path, default=WORK, help="the benchmark workspace")
     p.add_argument("--md", type=Path, help="also write the markdown section here")
     p.add_argument("--render", action="store_true",
@@ -239,10 +244,12 @@ def main(argv: list[str] | None = None) -> None:
     # The code the workers load now is what is measured (others may commit meanwhile).
     start, top, load, commit = time.perf_counter(), top_lines(), other_load(), git_commit()
     beams = measure(ws, models, steps=args.steps, beams=args.beams, reps=args.reps,
-                    threads=args.threads, out_dir=ws.root / "equal-steps")
+                    threads=args.threads, out_dir=ws.root / "equal-steps",
+                    nmt_variant=args.nmt_precision if args.nmt_precision != "fp32" else "")
     peer_ck = ((load_stage(ws, "models") or {}).get("checkpoints") or {}).get(PEER) or {}
     store_stage(ws, STAGE, {
         "steps": args.steps, "threads": args.threads, "reps": args.reps,
+        "nmt_precision": args.nmt_precision,
         "sentences": len(ws.text("test", "de").read_text(encoding="utf-8").splitlines()),
         "models": models, "peer_updates": peer_ck.get("step"),
         "machine": machine_info(), "nmt_commit": commit,

@@ -30,7 +30,12 @@ from nmt.decoding.constraints import StepScorer
 from nmt.decoding.greedy import greedy_search
 from nmt.decoding.hypothesis import Hypothesis
 from nmt.models.attention import BahdanauAttention
-from nmt.models.kernels import use_fast_cpu_kernels, use_torch_kernels
+from nmt.models.kernels import (
+    bf16_products_supported,
+    use_bf16_products,
+    use_fast_cpu_kernels,
+    use_torch_kernels,
+)
 from nmt.models.seq2seq import Seq2Seq
 from nmt.runtime import set_threads
 from nmt.source_side import SourceSide
@@ -183,9 +188,19 @@ class Translator:
         if precision == "auto":
             precision = ("bf16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported()
                          else "fp32")
-        if precision != "fp32" and self.device.type != "cuda":
-            raise TranslatorError(f"precision {precision} needs a CUDA device; the CPU decodes "
-                                  "in fp32 (or int8 with --quantize)")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise TranslatorError("precision fp16 needs a CUDA device; the CPU decodes in fp32 "
+                                  "or bf16 (or int8 with --quantize)")
+        if precision == "bf16" and self.device.type == "cpu":
+            if not (fast_kernels and bf16_products_supported()):
+                raise TranslatorError("precision bf16 on the CPU needs oneDNN's bfloat16 "
+                                      "products (this torch build or CPU has none, or "
+                                      "fast_kernels is off); use fp32")
+            # The products in bfloat16 (AMX), the rest in float32: nmt.models.kernels.
+            use_bf16_products(self.model)
+        elif precision != "fp32" and self.device.type != "cuda":
+            raise TranslatorError(f"precision {precision} is not available on "
+                                  f"{self.device.type}; use fp32")
         # Decoding under autocast on CUDA: matrix products and the RNNs in bf16/fp16, while
         # log-softmax and the beam's score sums stay float32 (autocast's own policy).
         self.precision: str = precision
@@ -197,11 +212,15 @@ class Translator:
         """Loads a bundle directory or a checkpoint `.pt` (CheckpointError names a bad file).
 
         precision: "auto" (bf16 autocast on a CUDA device that supports it, else fp32),
-        "fp32", "bf16" or "fp16" (the last two on CUDA only). fast_kernels: False keeps torch's
+        "fp32", "bf16" (on a CPU: the products in bfloat16, see nmt.models.kernels) or "fp16"
+        (CUDA only). fast_kernels: False keeps torch's
         default CPU kernels (see nmt.models.kernels), for comparison.
         """
         if quantize is not None and torch.device(device).type != "cpu":
             raise TranslatorError("int8 quantisation runs on the CPU only; use --device cpu")
+        if quantize is not None and precision not in ("auto", "fp32"):
+            raise TranslatorError(f"int8 quantisation decodes in int8 and fp32; precision "
+                                  f"{precision} does not combine with it")
         set_threads(num_threads)
         loaded = load_model(path, device=device)
         model = loaded.model if quantize is None else quantize_model(loaded.model, quantize)
@@ -342,8 +361,10 @@ class Translator:
                                 seed=None)
         min_len = dec.min_len if min_len is None else min_len
         out: list[list[Hypothesis]] = [[] for _ in unit_ids]
+        # On a CPU, bf16 is in the kernels (use_bf16_products), not autocast.
         autocast = (torch.autocast("cuda", dtype=_AUTOCAST[self.precision])
-                    if self.precision != "fp32" else contextlib.nullcontext())
+                    if self.precision != "fp32" and self.device.type == "cuda"
+                    else contextlib.nullcontext())
         with torch.inference_mode(), autocast, tqdm(total=len(unit_ids), disable=not progress,
                                                     unit="sent", file=sys.stderr,
                                                     leave=False) as bar:

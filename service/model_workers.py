@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -67,6 +68,7 @@ class WorkerSpec:
     device: str = "cpu"
     quantize: str | None = None
     num_threads: int | None = None  # torch threads per worker; None: the cores / the workers
+    precision: str = "auto"  # the Translator's decoding precision
 
 
 class _Marks:
@@ -111,6 +113,7 @@ def _worker_main(spec: WorkerSpec, conn: Connection, marks: _Marks) -> None:
     try:
         translators = {name: Translator.from_checkpoint(path, device=spec.device,
                                                         quantize=spec.quantize,
+                                                        precision=spec.precision,
                                                         num_threads=spec.num_threads)
                        for name, path in spec.bundles.items()}
     except Exception as err:  # noqa: BLE001 - reported to the parent, which stops the start
@@ -214,8 +217,7 @@ class ModelWorkerPool:
         if spec.num_threads is None:
             # Each worker decodes on its own: together they should fill the cores, not more
             # (with `nmt serve --workers N`, N such pools share them: set NMT_NUM_THREADS).
-            spec = WorkerSpec(spec.bundles, spec.device, spec.quantize,
-                              max(1, usable_cores() // processes))
+            spec = dataclasses.replace(spec, num_threads=max(1, usable_cores() // processes))
         self.spec = spec
         self.processes = processes
         self.start_timeout_s = start_timeout_s

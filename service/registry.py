@@ -110,7 +110,8 @@ class ModelRegistry:
             cores = usable_cores()  # shared by every model worker of every server process
             threads = settings.num_threads or max(1, cores // (processes * settings.workers))
             workers = ModelWorkerPool(
-                WorkerSpec(dirs, settings.device, settings.quantize, threads),
+                WorkerSpec(dirs, settings.device, settings.quantize, threads,
+                           settings.precision),
                 processes=processes, on_restart=metrics.worker_restarts.inc).launch()
         try:
             for name, path in dirs.items():
@@ -118,7 +119,8 @@ class ModelRegistry:
                 # With worker processes this copy only tokenises and describes: the CPU will do.
                 translators[name] = Translator.from_checkpoint(
                     path, device="cpu" if workers is not None else settings.device,
-                    quantize=settings.quantize, num_threads=settings.num_threads)
+                    quantize=settings.quantize, num_threads=settings.num_threads,
+                    precision="fp32" if workers is not None else settings.precision)
             if workers is not None:
                 # The HTTP process no longer decodes; measuring long requests leaves it too.
                 pricing = PricingProcess({name: t.source for name, t in translators.items()})

@@ -40,6 +40,9 @@ class ServiceSettings(BaseSettings):
     models_root: str = "models"
     device: str = "cpu"
     quantize: Literal["int8"] | None = None  # int8: dynamic quantisation, CPU only
+    # Decoding precision: auto (bf16 autocast on a GPU that has it, else fp32), or bf16 on a
+    # CPU: the matrix products in bfloat16 (nmt.models.kernels; fast with AMX).
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     num_threads: int | None = Field(default=None, ge=1)  # torch CPU threads; None: torch default
     # The model a language pair uses when a request names none: "de-en=general-de-en,en-de=..."
     # (or a JSON object). A pair not named here gets the model with the most domains, then the

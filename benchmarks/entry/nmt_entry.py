@@ -1,6 +1,6 @@
 """Benchmarks: nmt's translate worker (protocol: worker_protocol.py), in the project's Python.
 
-Usage: nmt_entry.py worker MODEL --batch N [--quantize int8] [--default-kernels]
+Usage: nmt_entry.py worker MODEL --batch N [--quantize int8 | --precision bf16] [--default-kernels]
                                            [--equal-steps N]
 
 --equal-steps N makes every output take exactly N decoder steps (N - 1 tokens, then the
@@ -57,6 +57,8 @@ def main(argv):
     parser.add_argument("model")
     parser.add_argument("--batch", type=int, default=64, help="sentences per batch")
     parser.add_argument("--quantize", choices=["int8"])
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: the matrix products in bfloat16 (nmt.models.kernels)")
     parser.add_argument("--default-kernels", action="store_true",
                         help="torch's default kernels instead of nmt's oneDNN fast path")
     parser.add_argument("--equal-steps", type=int, default=0,
@@ -64,7 +66,7 @@ def main(argv):
     args = parser.parse_args(argv)
     threads = int(os.environ.get("BENCH_THREADS", "0")) or None
     translator = Translator.from_checkpoint(args.model, quantize=args.quantize,
-                                            num_threads=threads,
+                                            num_threads=threads, precision=args.precision,
                                             fast_kernels=not args.default_kernels)
     scorer = force_steps(translator, args.equal_steps) if args.equal_steps > 0 else None
     torch.set_grad_enabled(False)

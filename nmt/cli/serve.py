@@ -55,6 +55,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "runs (0: in the server process; default: the cores divided "
                              "among the --workers; env NMT_MODEL_PROCESSES)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="decoding precision (NMT_PRECISION; default auto: bf16 autocast on "
+                             "a GPU that has it, else fp32); bf16 on a CPU runs the matrix "
+                             "products in bfloat16")
     parser.add_argument("--num-threads", type=int, metavar="N",
                         help="torch CPU threads per model worker process (default: the cores "
                              "divided among them)")
@@ -142,6 +146,8 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["NMT_MODELS_ROOT"] = args.models_root
     if args.device:
         env["NMT_DEVICE"] = args.device
+    if args.precision:
+        env["NMT_PRECISION"] = args.precision
     if args.model_processes is not None:
         env["NMT_MODEL_PROCESSES"] = str(args.model_processes)
     if args.num_threads:

@@ -20,11 +20,13 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 TEXTS = synthetic_lines(8, seed=4)
 
 
-def test_half_precision_needs_cuda(tmp_path: Path) -> None:
+def test_fp16_needs_cuda_and_int8_takes_no_half_precision(tmp_path: Path) -> None:
     bundle = write_tiny_bundle(tmp_path / "b")
     assert Translator.from_checkpoint(bundle).precision == "fp32"  # auto on the CPU
-    with pytest.raises(TranslatorError, match="needs a CUDA device"):
-        Translator.from_checkpoint(bundle, precision="bf16")
+    with pytest.raises(TranslatorError, match="fp16 needs a CUDA device"):
+        Translator.from_checkpoint(bundle, precision="fp16")
+    with pytest.raises(TranslatorError, match="does not combine"):
+        Translator.from_checkpoint(bundle, precision="bf16", quantize="int8")
 
 
 @needs_cuda

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from nmt.models.kernels import bf16_products_supported
+from nmt.translator import Translator
 from service.metrics import ServiceMetrics
 from service.registry import ModelRegistry, UnknownPair
 from service.settings import ServiceSettings
@@ -73,3 +75,16 @@ def test_load_names_models_by_bundle_directory(tiny_bundle: Path, tmp_path: Path
     with pytest.raises(ValueError, match="two bundles are named tiny-de-en"):
         ModelRegistry.load(ServiceSettings(models=[str(card), str(tiny_bundle)], num_threads=1),
                            ServiceMetrics())
+
+
+@pytest.mark.skipif(not bf16_products_supported(),
+                    reason="this CPU or torch build has no oneDNN bfloat16 products")
+def test_nmt_precision_reaches_the_translator_that_decodes(tiny_bundle: Path) -> None:
+    settings = ServiceSettings(models=[str(tiny_bundle)], num_threads=1, precision="bf16",
+                               model_processes=0)
+    registry = ModelRegistry.load(settings, ServiceMetrics())
+    try:
+        translator = registry.get("de", "en").translator
+        assert isinstance(translator, Translator) and translator.precision == "bf16"
+    finally:
+        registry.close()

@@ -90,3 +90,60 @@ def test_subclasses_and_other_dtypes_keep_torch_kernels() -> None:
     double = kernels.use_fast_cpu_kernels(nn.Linear(3, 3).to(torch.float64))
     x = torch.randn(2, 3, dtype=torch.float64)
     torch.testing.assert_close(double(x), torch.nn.functional.linear(x, double.weight, double.bias))
+
+
+needs_bf16 = pytest.mark.skipif(not kernels.bf16_products_supported(),
+                                reason="this CPU or torch build has no oneDNN bfloat16 products")
+
+
+@needs_bf16
+def test_bf16_products_round_the_inputs_and_weights_only() -> None:
+    """A bf16 product is the float32 product of the bf16-rounded operands (within bf16's
+    output rounding), returned as float32; autograd still runs torch's float32 kernels."""
+    torch.manual_seed(0)
+    layer = nn.Linear(64, 32)
+    kernels.use_fast_cpu_kernels(layer)
+    kernels.use_bf16_products(layer)
+    x = torch.randn(5, 64)
+    with torch.inference_mode():
+        got = layer(x)
+        rounded = (x.bfloat16().float() @ layer.weight.bfloat16().float().T
+                   + layer.bias.bfloat16().float())
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, rounded, rtol=1e-2, atol=1e-2)
+    assert not torch.equal(got, x @ layer.weight.T + layer.bias)  # it did round
+    torch.testing.assert_close(layer(x), x @ layer.weight.T + layer.bias)  # autograd: fp32
+
+
+@needs_bf16
+def test_bf16_weight_copies_follow_a_changed_weight() -> None:
+    layer = nn.Linear(8, 4)
+    kernels.use_fast_cpu_kernels(layer)
+    kernels.use_bf16_products(layer)
+    x = torch.ones(1, 8)
+    with torch.inference_mode():
+        before = layer(x)
+    with torch.no_grad():
+        layer.weight.mul_(2.0)  # in place: the copy is made again
+        layer.bias.zero_()
+    with torch.inference_mode():
+        after = layer(x)
+    torch.testing.assert_close(after, (x @ layer.weight.T).bfloat16().float(), rtol=1e-2,
+                               atol=1e-2)
+    assert not torch.allclose(after, before)
+    kernels.use_torch_kernels(layer)
+    assert type(layer) is nn.Linear and "_bf16_copies" not in layer.__dict__
+
+
+@needs_bf16
+def test_a_bf16_translator_mostly_agrees_with_fp32(tiny_bundle) -> None:
+    from nmt.translator import Translator
+    from tests.support.tiny import synthetic_lines
+
+    texts = synthetic_lines(16, seed=3)
+    fp32 = Translator.from_checkpoint(tiny_bundle)
+    bf16 = Translator.from_checkpoint(tiny_bundle, precision="bf16")
+    assert bf16.precision == "bf16"
+    want = [t.text for t in fp32.translate(texts, beam_size=3)]
+    got = [t.text for t in bf16.translate(texts, beam_size=3)]
+    assert sum(a == b for a, b in zip(want, got, strict=True)) >= len(texts) // 2
