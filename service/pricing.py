@@ -34,6 +34,8 @@ from nmt.text.markup import parse_html
 
 logger = logging.getLogger("service.pricing")
 
+NICENESS = 10  # the pricing process's scheduling priority, below the rest of the service
+
 
 class Measurable(Protocol):
     """What measuring needs: a Translator, its `SourceSide`, or a test's fake."""
@@ -77,6 +79,9 @@ _SOURCES: dict[str, SourceSide] = {}
 
 def _load(sources: Mapping[str, SourceSide]) -> None:
     _SOURCES.update(sources)
+    # Below the model workers and the HTTP process: a core shared with a short request's
+    # decoding goes to that decoding first, and long requests are measured with what is left.
+    os.nice(NICENESS)
 
 
 def _measure_in_process(name: str, texts: list[str], fmt: str, max_text_tokens: int,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nmt.translator import Translator
-from service.pricing import Measure, PricingProcess, measure, model_inputs
+from service.pricing import NICENESS, Measure, PricingProcess, measure, model_inputs
 
 # Sentences, a line break, a long run without punctuation (cut into clauses), markup.
 TEXTS = ["Ein Hund rennt. Zwei Männer spielen im Park.\nEine Frau lacht.",
@@ -66,6 +66,9 @@ def test_the_pricing_process_measures_skips_and_survives_a_kill(translator: Tran
     try:
         first = process.process_id()
         assert first != os.getpid()
+        # Below the rest of the service: a shared core goes to decoding first.
+        assert os.getpriority(os.PRIO_PROCESS, first) == min(
+            19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS)
         assert asyncio.run(ask()) == expected
         assert asyncio.run(ask(skip=True)) is None  # its client left before its turn
 
