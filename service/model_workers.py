@@ -31,6 +31,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -110,6 +111,9 @@ def _worker_main(spec: WorkerSpec, conn: Connection, marks: _Marks) -> None:
     """A worker process: loads the models, then answers calls until it reads None."""
     from nmt.translator import Translator  # here, so the parent's import stays light
 
+    # Ctrl-C reaches the whole process group; the server stops its workers itself, in order
+    # (a KeyboardInterrupt here would only print a traceback from the middle of a pipe read).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         translators = {name: Translator.from_checkpoint(path, device=spec.device,
                                                         quantize=spec.quantize,

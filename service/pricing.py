@@ -23,6 +23,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -78,6 +79,7 @@ _SOURCES: dict[str, SourceSide] = {}
 
 
 def _load(sources: Mapping[str, SourceSide]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops this process itself
     _SOURCES.update(sources)
     # Below the model workers and the HTTP process: a core shared with a short request's
     # decoding goes to that decoding first, and long requests are measured with what is left.

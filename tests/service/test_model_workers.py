@@ -173,9 +173,17 @@ def test_nmt_serve_decodes_in_worker_processes(tiny_bundle: Path, tmp_path: Path
             time.sleep(0.5)
         else:
             pytest.fail("no model worker restart counted")
+        # Ctrl-C in a terminal: SIGINT to the server and every child of its process group.
+        logged = len((tmp_path / "server.log").read_text())  # (the kill -9 logged a traceback)
+        for pid in [proc.pid, *_children(proc.pid)]:
+            os.kill(pid, signal.SIGINT)
+        proc.wait(30)
     finally:
         stop_server(proc)
-    assert proc.returncode in (0, -15), (tmp_path / "server.log").read_text()[-2000:]
+    log = (tmp_path / "server.log").read_text()
+    assert proc.returncode == 0, log[-2000:]
+    after_ctrl_c = log[logged:]
+    assert "Traceback" not in after_ctrl_c and "KeyboardInterrupt" not in after_ctrl_c, log[-3000:]
 
 
 def _is_spawned(pid: int) -> bool:
