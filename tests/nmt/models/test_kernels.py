@@ -96,14 +96,18 @@ needs_bf16 = pytest.mark.skipif(not kernels.bf16_products_supported(),
                                 reason="this CPU or torch build has no oneDNN bfloat16 products")
 
 
+def bf16_linear(inputs: int, outputs: int) -> nn.Linear:
+    layer = nn.Linear(inputs, outputs)
+    kernels.use_fast_cpu_kernels(layer)
+    return kernels.use_bf16_products(layer)
+
+
 @needs_bf16
 def test_bf16_products_round_the_inputs_and_weights_only() -> None:
     """A bf16 product is the float32 product of the bf16-rounded operands (within bf16's
     output rounding), returned as float32; autograd still runs torch's float32 kernels."""
     torch.manual_seed(0)
-    layer = nn.Linear(64, 32)
-    kernels.use_fast_cpu_kernels(layer)
-    kernels.use_bf16_products(layer)
+    layer = bf16_linear(64, 32)
     x = torch.randn(5, 64)
     with torch.inference_mode():
         got = layer(x)
@@ -117,9 +121,7 @@ def test_bf16_products_round_the_inputs_and_weights_only() -> None:
 
 @needs_bf16
 def test_bf16_weight_copies_follow_a_changed_weight() -> None:
-    layer = nn.Linear(8, 4)
-    kernels.use_fast_cpu_kernels(layer)
-    kernels.use_bf16_products(layer)
+    layer = bf16_linear(8, 4)
     x = torch.ones(1, 8)
     with torch.inference_mode():
         before = layer(x)
