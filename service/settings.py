@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BUNDLE_WEIGHTS = "model.pt"  # the file that marks a directory as a model bundle
@@ -159,6 +159,28 @@ class ServiceSettings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("precision")
+    @classmethod
+    def _check_precision(cls, value: str, info: ValidationInfo) -> str:
+        """A precision the device can decode in (checked here, before any model loads: the
+        Translator would refuse it later, after the workers started)."""
+        device = str(info.data.get("device", "cpu"))
+        if info.data.get("quantize") and value not in ("auto", "fp32"):
+            raise ValueError(f"{value} does not combine with NMT_QUANTIZE (int8 decodes in int8 "
+                             "and fp32)")
+        if device.startswith("cuda"):
+            return value
+        if value == "fp16":
+            raise ValueError(f"fp16 needs a CUDA device (NMT_DEVICE={device}); on a CPU use "
+                             "fp32 or bf16")
+        if value == "bf16":
+            from nmt.models.kernels import bf16_products_supported  # torch: only when asked
+
+            if not bf16_products_supported():
+                raise ValueError("bf16 on this CPU needs oneDNN's bfloat16 products, which this "
+                                 "torch build or CPU lacks; use fp32")
         return value
 
     @field_validator("redis_url")

@@ -31,6 +31,22 @@ def test_bad_value_names_the_setting(monkeypatch):
         ServiceSettings()
 
 
+@pytest.mark.parametrize(("env", "message"), [
+    ({"NMT_PRECISION": "fp16"}, "fp16 needs a CUDA device"),
+    ({"NMT_PRECISION": "bf16", "NMT_QUANTIZE": "int8"}, "does not combine with NMT_QUANTIZE"),
+])
+def test_a_precision_the_device_cannot_decode_in_is_refused_before_loading(
+        monkeypatch, env: dict[str, str], message: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=message) as err:
+        ServiceSettings()
+    assert "precision" in str(err.value)
+    monkeypatch.setenv("NMT_DEVICE", "cuda")  # no model loads here: the setting alone
+    monkeypatch.delenv("NMT_QUANTIZE", raising=False)
+    assert ServiceSettings().precision == env["NMT_PRECISION"]
+
+
 def test_bundle_dirs(tmp_path):
     with pytest.raises(ValueError, match="no model bundles under"):
         ServiceSettings(models_root=str(tmp_path)).bundle_dirs()
