@@ -24,6 +24,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -36,6 +38,7 @@ from nmt.text.markup import parse_html
 logger = logging.getLogger("service.pricing")
 
 NICENESS = 10  # the pricing process's scheduling priority, below the rest of the service
+PARENT_POLL_S = 1.0  # how often the pricing process checks that the server is still there
 
 
 class Measurable(Protocol):
@@ -81,9 +84,21 @@ _SOURCES: dict[str, SourceSide] = {}
 def _load(sources: Mapping[str, SourceSide]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops this process itself
     _SOURCES.update(sources)
+    server = os.getppid()
+    threading.Thread(target=_exit_with, args=(server,), name="nmt-pricing-parent",
+                     daemon=True).start()
     # Below the model workers and the HTTP process: a core shared with a short request's
     # decoding goes to that decoding first, and long requests are measured with what is left.
     os.nice(NICENESS)
+
+
+def _exit_with(server: int) -> None:
+    """Ends the pricing process once the server that started it is gone (killed with kill -9,
+    or by the OOM killer): its task queue never reports that, since this process holds the
+    queue's write end too, so it would wait forever."""
+    while os.getppid() == server:
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)
 
 
 def _measure_in_process(name: str, texts: list[str], fmt: str, max_text_tokens: int,

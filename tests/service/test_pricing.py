@@ -9,6 +9,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,36 @@ def test_the_pricing_process_measures_skips_and_survives_a_kill(translator: Tran
         assert process.process_id() != first
     finally:
         process.close()
+
+
+def test_the_pricing_process_ends_when_the_server_is_killed() -> None:
+    """kill -9 of the server (or the OOM killer) must not leave its pricing process behind."""
+    server = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time\nfrom service.pricing import PricingProcess\n"
+         "p = PricingProcess({}).start()\nprint(p.process_id(), flush=True)\ntime.sleep(120)"],
+        cwd=Path(__file__).parents[2], stdout=subprocess.PIPE, text=True)
+    child = None
+    try:
+        assert server.stdout is not None
+        child = int(server.stdout.readline())
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(10)
+        deadline = time.monotonic() + 10
+        while _running(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(child), f"pricing process {child} outlived its server"
+    finally:
+        if server.poll() is None:
+            server.kill()
+        if child is not None and _running(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's exit is reaped by init, later)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
